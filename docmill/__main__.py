@@ -1,0 +1,5 @@
+import sys
+
+from docmill.cli import main
+
+sys.exit(main())
