@@ -40,7 +40,7 @@ def _resolve_index(token: str, page_count: int, default: int) -> int:
         return default
     from_end = token.startswith("!")
     digits = token[1:] if from_end else token
-    if not digits.isdigit():
+    if not (digits.isascii() and digits.isdigit()):
         raise PageRangeError(f"Invalid page number '{token}' in the page range.")
     number = int(digits)
     index = page_count - 1 - number if from_end else number

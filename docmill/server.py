@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 
 import uvicorn
 
@@ -14,6 +16,23 @@ from docmill.jobs.supervisor import WorkerSupervisor
 from docmill.services import Services
 
 log = logging.getLogger("docmill.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM after its shutdown, killing us before our own cleanup runs;
+    this one just returns, so the workers and engines are stopped in order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -40,7 +59,7 @@ def serve(settings: Settings, run_workers: bool = True) -> None:
         maintenance.start()
         if supervisor:
             supervisor.start()
-        uvicorn.Server(config).run()
+        _Server(config).run()
     finally:
         if supervisor:
             supervisor.stop()

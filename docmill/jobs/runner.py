@@ -30,6 +30,7 @@ def run_job(services: Services, job_id: str, worker_id: str) -> Job | None:
     if job is None:
         return None
     workdir = services.settings.data_dir / "tmp" / job_id
+    shutil.rmtree(workdir, ignore_errors=True)  # leftovers of an attempt whose worker died
     try:
         payload = _execute(services, job, workdir)
         store.succeed(job_id, payload)

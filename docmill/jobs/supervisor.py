@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import socket
 import threading
 from multiprocessing.process import BaseProcess
 
 from docmill.config import Settings
+from docmill.jobs.store import JobStore
 from docmill.jobs.worker import worker_main
 
 log = logging.getLogger("docmill.supervisor")
@@ -46,8 +48,14 @@ class WorkerSupervisor:
                 if not process.is_alive() and not self._stopping.is_set():
                     log.warning("worker %s (pid %s) died with exit code %s; replacing it",
                                 process.name, process.pid, process.exitcode)
+                    self._forget(process)
                     self.processes[index] = self._spawn(index)
                     self.restarts += 1
+
+    def _forget(self, process: BaseProcess) -> None:
+        """Drop a dead worker's row at once, so /health does not count it for a lease period."""
+        store = JobStore(self.settings.data_dir / "jobs.db")
+        store.remove_worker(f"{socket.gethostname()}-{process.pid}")
 
     def alive(self) -> int:
         return sum(process.is_alive() for process in self.processes)

@@ -20,7 +20,7 @@ def make_token(secret: bytes, action: str, file_id: str, name: str, expires_at: 
 def check_token(secret: bytes, action: str, file_id: str, name: str, token: str) -> str | None:
     """Return None if the token is valid now, else the reason it is refused."""
     expiry_text, _, signature = token.partition(".")
-    if not expiry_text.isdigit() or not signature:
+    if not (expiry_text.isascii() and expiry_text.isdigit()) or not signature:
         return "malformed link"
     expected = _signature(secret, action, file_id, name, int(expiry_text))
     if not hmac.compare_digest(expected, signature):
