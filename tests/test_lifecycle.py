@@ -113,3 +113,23 @@ def test_restart_on_the_same_data_directory_loses_nothing(tmp_path):
         assert check["status"] == "success"
     finally:
         stop_server(server)
+
+
+def test_job_past_the_time_limit_is_stopped_with_408(tmp_path):
+    server = start_server(tmp_path / "data", workers=1, extra_env={"DOCMILL_JOB_TIMEOUT": "2"})
+    try:
+        url = upload(server, BIG_PDF)
+        job_id = requests.post(server.url + "/pdf/convert/to/png",
+                               json={"url": url, "async": True}, timeout=30).json()["jobId"]
+        deadline = time.monotonic() + 60
+        status = {"status": "working"}
+        while status["status"] == "working" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            status = requests.get(server.url + "/job/check", params={"jobid": job_id},
+                                  timeout=10).json()
+        assert status["status"] == "failed" and status["errorCode"] == 408
+        small = requests.post(server.url + "/pdf/convert/to/png",
+                              json={"url": upload(server, SMALL_PDF)}, timeout=60).json()
+        assert small["error"] is False
+    finally:
+        stop_server(server)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import socket
 import threading
 import time
 
@@ -11,6 +15,14 @@ from docmill.services import Services
 log = logging.getLogger("docmill.maintenance")
 JOB_RECORD_DAYS = 7
 SWEEP_INTERVAL = 60.0
+
+
+def _kill_local_worker(worker: str) -> None:
+    """Kill a worker process of this machine (the supervisor starts a fresh one)."""
+    host, _, pid = worker.rpartition("-")
+    if host == socket.gethostname() and pid.isdigit():
+        with contextlib.suppress(OSError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 class Maintenance:
@@ -53,6 +65,9 @@ class Maintenance:
             self.services.queue.enqueue(job_id)
         if requeued or failed:
             log.warning("lost workers: requeued %s, failed %s", requeued, failed)
+        for job_id, worker in self.services.store.fail_overdue(self.services.settings.job_timeout):
+            log.warning("job %s ran past the time limit; stopping worker %s", job_id, worker)
+            _kill_local_worker(worker)
         if time.monotonic() - self._last_sweep >= SWEEP_INTERVAL:
             self._last_sweep = time.monotonic()
             removed = self.services.storage.sweep()

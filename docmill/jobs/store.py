@@ -187,6 +187,26 @@ class JobStore:
                     failed.append(row["id"])
         return requeued, failed
 
+    def fail_overdue(self, max_runtime: float, now: float | None = None) -> list[tuple[str, str]]:
+        """Fail jobs running longer than `max_runtime`; returns (job id, worker id) pairs."""
+        now = time.time() if now is None else now
+        db = self._connect()
+        rows = db.execute(
+            "SELECT id, worker FROM jobs WHERE status='working' AND started < ?",
+            (now - max_runtime,),
+        ).fetchall()
+        overdue = []
+        for row in rows:
+            cursor = db.execute(
+                "UPDATE jobs SET status='failed', error_status=408, finished=?, message=? "
+                "WHERE id=? AND status='working'",
+                (now, f"The job ran longer than the limit of {max_runtime:.0f} s and was "
+                 "stopped.", row["id"]),
+            )
+            if cursor.rowcount:
+                overdue.append((row["id"], row["worker"] or ""))
+        return overdue
+
     def queued_ids(self) -> list[str]:
         rows = self._connect().execute(
             "SELECT id FROM jobs WHERE status='queued' ORDER BY created"
