@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,9 @@ def open_pdfium(path: Path, password: str | None = None) -> pdfium.PdfDocument:
         return pdfium.PdfDocument(str(path), password=password or None)
     except pdfium.PdfiumError as exc:
         if exc.err_code == _PDFIUM_ERR_PASSWORD:
+            if password:  # a needless password on a file that opens without one is no error
+                with contextlib.suppress(pdfium.PdfiumError):
+                    return pdfium.PdfDocument(str(path))
             raise _password_error(password) from exc
         raise DamagedFileError(
             "The input is damaged or is not a PDF file, and could not be opened."
@@ -43,6 +47,9 @@ def open_pikepdf(path: Path, password: str | None = None) -> pikepdf.Pdf:
     try:
         return pikepdf.open(path, password=password or "")
     except pikepdf.PasswordError as exc:
+        if password:
+            with contextlib.suppress(pikepdf.PasswordError, pikepdf.PdfError):
+                return pikepdf.open(path)
         raise _password_error(password) from exc
     except (pikepdf.PdfError, ValueError, OSError) as exc:
         raise DamagedFileError(
