@@ -1,0 +1,329 @@
+"""`/pdf/convert/to/text` (docmill.ops.pdf_to_text) and its layout in docmill.textlayout.
+
+The quality bar is poppler's `pdftotext -layout`: on every corpus PDF with a text layer,
+our words and its words must agree with a bag-of-words F1 of at least 0.98 (see
+`bag_of_words` for how words are counted).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import re
+import shutil
+import subprocess
+import unicodedata
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS, corpus_manifest
+
+from docmill.errors import DamagedFileError, PageRangeError, PasswordError
+from docmill.operation import ResultShape, get_operation
+from docmill.ops.pdf_to_text import Params, convert_pdf_to_text
+from docmill.textlayout import Word, layout_words
+
+MIN_F1 = 0.98
+PASSWORD_NOTE = re.compile(r"\bpw=(\S+)")
+
+PDF_ROWS = [row for row in corpus_manifest() if row["kind"] == "pdf"]
+READABLE = [row for row in PDF_ROWS if row["pages"].isdigit()]
+UNREADABLE = [row for row in PDF_ROWS if not row["pages"].isdigit()]
+ENCRYPTED = [row for row in READABLE if PASSWORD_NOTE.search(row["note"])]
+
+TWO_COLUMNS = CORPUS / "pdfjs__tracemonkey.pdf"  # 14 pages
+TABLE = CORPUS / "pdfplumber__nics-background-checks-2015-11.pdf"
+PASSWORD_PDF = CORPUS / "pdfplumber__password-example.pdf"  # pw=test, 4 pages
+
+# One word, one ligature glyph: poppler reverses all its letters, we do not.
+REVERSED_BY_PDFTOTEXT = {"pdfsamples__habibi.pdf"}
+
+needs_pdftotext = pytest.mark.skipif(
+    shutil.which("pdftotext") is None, reason="poppler's pdftotext is the reference"
+)
+
+
+def password_of(row: dict[str, str]) -> str:
+    match = PASSWORD_NOTE.search(row["note"])
+    return match.group(1) if match else ""
+
+
+def convert(path: Path, out_dir: Path, **params: object) -> tuple[str, int]:
+    """The op's text and page count."""
+    result = convert_pdf_to_text([path], Params(**params), out_dir)
+    [output] = result.files
+    assert output.parent == out_dir and output.suffix == ".txt"
+    return output.read_text(encoding="utf-8"), result.page_count
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[str, int]]:
+    """Whole-document conversions, done once for the tests that share them."""
+
+    @functools.cache
+    def convert_once(name: str, password: str = "") -> tuple[str, int]:
+        return convert(CORPUS / name, tmp_path_factory.mktemp("text"), password=password)
+
+    return convert_once
+
+
+# --- the yardstick -----------------------------------------------------------------------
+
+# A word is a run of letters, digits and marks: punctuation and symbols separate words, so
+# that "z4)" and "z4 )" agree. Bidi controls (which poppler writes around right-to-left
+# runs) are dropped, and text is compared after NFKC, so that a ligature or an Arabic
+# presentation form equals its letters. A Chinese, Japanese or Korean character counts as
+# a word of its own (the two tools disagree on spaces between them), and a word also ends
+# where right-to-left script meets anything else (poppler misplaces the boundaries of
+# embedded left-to-right runs). The letters of a right-to-left word are compared as a
+# multiset: poppler, like PDFium, reverses the letters of a ligature in right-to-left text
+# (Arabic lam-alef), which we put back in order.
+_CJK = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_RTL = "\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc"
+_CJK_CHAR = re.compile(f"([{_CJK}])")
+_RTL_CHAR = re.compile(f"[{_RTL}]")
+_DIRECTION_CHANGE = re.compile(f"(?<=[{_RTL}])(?=[^{_RTL}\\s])|(?<=[^{_RTL}\\s])(?=[{_RTL}])")
+
+
+class _Separators(dict):
+    """str.translate table: punctuation, symbols, controls and spaces become spaces,
+    format characters (bidi controls) vanish, everything else stays."""
+
+    def __missing__(self, code: int) -> str:
+        category = unicodedata.category(chr(code))
+        value = "" if category == "Cf" else " " if category[0] in "PSCZ" else chr(code)
+        self[code] = value
+        return value
+
+
+_SEPARATORS = _Separators()
+
+
+def bag_of_words(text: str) -> collections.Counter[str]:
+    text = unicodedata.normalize("NFKC", text).translate(_SEPARATORS)
+    text = _DIRECTION_CHANGE.sub(" ", _CJK_CHAR.sub(r" \1 ", text))
+    return collections.Counter(
+        "".join(sorted(word)) if _RTL_CHAR.search(word) else word for word in text.split()
+    )
+
+
+def f1_score(ours: collections.Counter[str], reference: collections.Counter[str]) -> float:
+    common = sum((ours & reference).values())
+    if not common:
+        return 0.0
+    precision = common / sum(ours.values())
+    recall = common / sum(reference.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def unreadable_share(text: str) -> float:
+    """Share of control characters in a text: glyph codes of fonts without Unicode."""
+    visible = [char for char in text if not char.isspace()]
+    controls = sum(unicodedata.category(char) in ("Cc", "Co", "Cs") for char in visible)
+    return controls / max(len(visible), 1)
+
+
+def pdftotext_layout(path: Path, password: str) -> str:
+    command = ["pdftotext", "-layout", "-enc", "UTF-8"]
+    if password:
+        command += ["-upw", password]
+    done = subprocess.run([*command, str(path), "-"], capture_output=True, timeout=120)
+    return done.stdout.decode("utf-8", errors="replace")
+
+
+def test_bag_of_words_counts_words_as_documented() -> None:
+    bag = bag_of_words("z4) ﬁne, 中文 \u202bRوم\u202c  x")
+    words = {"z4": 1, "fine": 1, "中": 1, "文": 1, "R": 1, "مو": 1, "x": 1}
+    assert bag == collections.Counter(words)
+
+
+# --- quality against poppler ---------------------------------------------------------------
+
+
+@needs_pdftotext
+@pytest.mark.parametrize("row", READABLE, ids=[row["file"] for row in READABLE])
+def test_words_agree_with_pdftotext_layout(
+    row: dict[str, str], converted: Callable[..., tuple[str, int]]
+) -> None:
+    path, password = CORPUS / row["file"], password_of(row)
+    reference = pdftotext_layout(path, password)
+    reference_bag = bag_of_words(reference)
+    if not reference_bag:
+        pytest.skip("no text layer (a scan): pdftotext finds no words")
+    if row["file"] in REVERSED_BY_PDFTOTEXT:
+        pytest.skip("pdftotext writes this word backwards; see the logical-order test")
+    if unreadable_share(reference) > 0.2:
+        pytest.skip("the text layer is glyph codes, not text, for pdftotext as for PDFium")
+    text, page_count = converted(row["file"], password)
+    assert page_count == int(row["pages"])
+    assert text.count("\f") == page_count
+    score = f1_score(bag_of_words(text), reference_bag)
+    assert score >= MIN_F1, f"F1 {score:.4f} against pdftotext -layout"
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+
+def test_each_page_ends_with_a_form_feed(tmp_path: Path) -> None:
+    text, page_count = convert(TWO_COLUMNS, tmp_path)
+    assert page_count == 14
+    pages = text.split("\f")
+    assert len(pages) == 15 and pages[-1] == ""
+    assert all(page.strip() for page in pages[:-1])
+
+
+def test_two_columns_share_lines(tmp_path: Path) -> None:
+    text, _ = convert(TWO_COLUMNS, tmp_path, pages="0")
+    line = next(line for line in text.splitlines() if "Dynamic languages such as" in line)
+    assert "applications such as Google Mail" in line
+    # The right column starts at one column, line after line.
+    starts = [
+        line.index(marker)
+        for marker in ("applications such as", "laboration Suite.", "chines must provide")
+        for line in text.splitlines()
+        if marker in line
+    ]
+    assert max(starts) - min(starts) <= 2
+
+
+def test_a_table_row_stays_on_one_line_with_its_columns(tmp_path: Path) -> None:
+    text, _ = convert(TABLE, tmp_path)
+    rows = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    alabama, alaska = rows["Alabama"], rows["Alaska"]
+    assert alabama.split()[1:4] == ["18,870", "23,022", "22,650"]
+    assert alabama.split()[-1] == "71,137"  # the Totals column, far right
+    assert alaska.split()[-1] == "7,095"
+    # Right-aligned cells end in one column: 18,870 over 209, 23,022 over 3,062.
+    for above, below in (("18,870", "209"), ("23,022", "3,062"), ("71,137", "7,095")):
+        end_above = alabama.index(above) + len(above)
+        end_below = alaska.index(below) + len(below)
+        assert abs(end_above - end_below) <= 1, (above, below)
+
+
+@pytest.mark.parametrize(
+    ("name", "logical", "reversed_"),
+    [
+        ("pdfjs__issue11656.pdf", "שלום עולם", "םלוע"),
+        # One glyph for the word, mapped to its letters in logical order.
+        ("pdfsamples__habibi.pdf", "حَبيبي", "يبيبَح"),
+        ("docling__right_to_left_01.pdf", "البرمجة", "ةجمربلا"),
+        ("docling__right_to_left_01.pdf", "الإنتاجية", "اإلنتاجية"),  # a lam-alef ligature
+    ],
+)
+def test_right_to_left_text_comes_out_in_logical_order(
+    tmp_path: Path, name: str, logical: str, reversed_: str
+) -> None:
+    text, _ = convert(CORPUS / name, tmp_path)
+    text = unicodedata.normalize("NFKC", text)
+    assert logical in text
+    assert reversed_ not in text
+
+
+def test_chinese_and_korean_text(tmp_path: Path) -> None:
+    chinese, _ = convert(CORPUS / "pdfplumber__issue-67-example.pdf", tmp_path, pages="0")
+    korean, _ = convert(CORPUS / "unstructured__korean-text-with-tables.pdf", tmp_path)
+    assert "东北电气发展股份有限公司 2018 年第一季度报告全文" in chinese
+    assert len(re.findall("[\uac00-\ud7af]", korean)) > 100
+
+
+def test_layout_of_words_on_a_grid() -> None:
+    # Two rows of a table (x in points, baseline y down the page, 10 pt high).
+    words = [
+        Word("Name", 0, 24, 10, 10),
+        Word("Total", 100, 125, 10, 10),
+        Word("Ann", 0, 18, 22, 10),
+        Word("12", 110, 120, 22, 10),
+        Word("x", 124, 129, 44, 10),  # two lines further down: one empty line between
+    ]
+    for order, word in enumerate(words):
+        word.order = order
+    lines = layout_words(words).split("\n")
+    assert lines[0].startswith("Name") and lines[1].startswith("Ann")
+    assert lines[0].index("Total") <= lines[1].index("12") < lines[0].index("Total") + 3
+    assert lines[2] == "" and lines[3].strip() == "x"
+
+
+def test_superscript_joins_its_word_and_line() -> None:
+    base = Word("R", 0, 8, 100, 10)
+    superscript = Word("2", 8, 12, 96, 7, glued=True)
+    after = Word("stimmt", 16, 44, 100, 10)
+    for order, word in enumerate((base, superscript, after)):
+        word.order = order
+    assert layout_words([base, superscript, after]).strip() == "R2 stimmt"
+
+
+# --- parameters and errors --------------------------------------------------------------------
+
+
+def test_pages_select_and_order(tmp_path: Path, converted: Callable[..., tuple[str, int]]) -> None:
+    whole = converted(TWO_COLUMNS.name)[0].split("\f")
+    for name in "abcd":
+        (tmp_path / name).mkdir()
+    first, count = convert(TWO_COLUMNS, tmp_path / "a", pages="0")
+    assert count == 1 and first == whole[0] + "\f"
+    last, count = convert(TWO_COLUMNS, tmp_path / "b", pages="!0")
+    assert count == 1 and last == whole[13] + "\f"
+    middle, count = convert(TWO_COLUMNS, tmp_path / "c", pages="1-2")
+    assert count == 2 and middle == whole[1] + "\f" + whole[2] + "\f"
+    backwards, count = convert(TWO_COLUMNS, tmp_path / "d", pages="3,0")
+    assert count == 2 and backwards == whole[3] + "\f" + whole[0] + "\f"
+
+
+@pytest.mark.parametrize("pages", ["14", "99", "3-1", "x", "!14"])
+def test_bad_page_ranges_are_refused(tmp_path: Path, pages: str) -> None:
+    with pytest.raises(PageRangeError):
+        convert(TWO_COLUMNS, tmp_path, pages=pages)
+
+
+def test_output_name_follows_the_name_parameter(tmp_path: Path) -> None:
+    result = convert_pdf_to_text([TABLE], Params(name="..\\report.pdf"), tmp_path)
+    assert [path.name for path in result.files] == ["report.txt"]
+
+
+def test_wrong_or_missing_password(tmp_path: Path) -> None:
+    with pytest.raises(PasswordError):
+        convert(PASSWORD_PDF, tmp_path, password="wrong")
+    with pytest.raises(PasswordError):
+        convert(PASSWORD_PDF, tmp_path)
+
+
+@pytest.mark.parametrize("row", ENCRYPTED, ids=[row["file"] for row in ENCRYPTED])
+def test_encrypted_pdfs_open_with_their_password(tmp_path: Path, row: dict[str, str]) -> None:
+    with pytest.raises(PasswordError):
+        convert(CORPUS / row["file"], tmp_path)
+    text, page_count = convert(CORPUS / row["file"], tmp_path, password=password_of(row))
+    assert page_count == int(row["pages"]) and text.count("\f") == page_count
+
+
+def test_empty_or_foreign_files_are_damaged(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.pdf"
+    empty.write_bytes(b"")
+    foreign = tmp_path / "notes.pdf"
+    foreign.write_text("just some text, not a PDF")
+    for path in (empty, foreign):
+        with pytest.raises(DamagedFileError):
+            convert(path, tmp_path)
+
+
+@pytest.mark.parametrize("row", UNREADABLE, ids=[row["file"] for row in UNREADABLE])
+def test_unreadable_corpus_pdfs_are_damaged(tmp_path: Path, row: dict[str, str]) -> None:
+    with pytest.raises(DamagedFileError):
+        convert(CORPUS / row["file"], tmp_path)
+
+
+@pytest.mark.parametrize("row", READABLE, ids=[row["file"] for row in READABLE])
+def test_every_readable_corpus_pdf_converts(
+    row: dict[str, str], converted: Callable[..., tuple[str, int]]
+) -> None:
+    text, page_count = converted(row["file"], password_of(row))
+    assert page_count == int(row["pages"])
+    assert text.count("\f") == page_count and text.endswith("\f")
+
+
+def test_operation_is_registered() -> None:
+    operation = get_operation("pdf_to_text")
+    assert operation.paths == ("/pdf/convert/to/text",)
+    assert operation.params is Params and operation.run is convert_pdf_to_text
+    assert operation.result is ResultShape.ONE_FILE
+    assert operation.extension == "txt" and operation.inline_text
