@@ -8,8 +8,9 @@ PORT ?= 8080
 DATA ?= ./data
 
 # Debian packages: LibreOffice (with the UNO bridge), fonts incl. metric-compatible ones
-# for Office documents, Python, and the reference tools the tests and benchmarks compare to.
-APT_PACKAGES := python3 python3-venv python3-uno ca-certificates curl \
+# for Office documents, Python, the reference tools the tests and benchmarks compare to,
+# and redis-server for the distributed-mode tests (the tests start their own on loopback).
+APT_PACKAGES := python3 python3-venv python3-uno ca-certificates curl redis-server \
 	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui \
 	fonts-liberation2 fonts-dejavu-core fonts-crosextra-carlito fonts-crosextra-caladea \
 	fonts-noto-core fonts-noto-cjk \

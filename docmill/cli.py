@@ -12,7 +12,7 @@ import tempfile
 from dataclasses import fields
 from pathlib import Path
 
-from docmill.config import Settings
+from docmill.config import ConfigurationError, Settings
 
 
 def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run_command(args)
+    except ConfigurationError as error:
+        print(f"docmill: {error}", file=sys.stderr)
+        return 2
+
+
+def _run_command(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from docmill.server import serve
 

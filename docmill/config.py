@@ -8,6 +8,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 
+class ConfigurationError(Exception):
+    """A setting that cannot work; the message says how to fix it."""
+
+
 def _env_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -19,6 +23,16 @@ class Settings:
     host: str = field(default="127.0.0.1", metadata={"help": "address to listen on"})
     port: int = field(default=8080, metadata={"help": "port to listen on"})
     data_dir: Path = field(default=Path("data"), metadata={"help": "jobs, queue and files"})
+    queue: str = field(
+        default="",
+        metadata={"help": "job queue and table: empty = SQLite in the data dir; "
+                  "redis://host:6379/0 = a Redis shared by every node"},
+    )
+    storage: str = field(
+        default="",
+        metadata={"help": "files: empty = the data dir; "
+                  "s3://bucket[/prefix]?endpoint=URL&region=R = an S3-compatible bucket"},
+    )
     workers: int = field(default=2, metadata={"help": "worker processes started by serve"})
     api_keys: str = field(default="", metadata={"help": "comma-separated keys; empty: no key"})
     allow_private_urls: bool = field(

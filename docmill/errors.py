@@ -126,6 +126,13 @@ class EngineError(DocmillError):
     default_message = "The conversion engine failed."
 
 
+class ServiceUnavailableError(DocmillError):
+    """A shared backend (the Redis job store or queue) cannot be reached right now."""
+
+    status = 503
+    default_message = "The job store is unreachable; retry in a moment."
+
+
 class StorageError(DocmillError):
     status = 507
     default_message = "Could not store the result: the data directory is full or not writable."

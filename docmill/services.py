@@ -1,4 +1,8 @@
-"""The long-lived parts one process needs, built once from the settings."""
+"""The long-lived parts one process needs, built once from the settings.
+
+The settings choose the backends: SQLite and the data directory (embedded), or Redis and
+an S3 bucket shared by every node of a cluster. Nothing else in docmill asks which.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,15 @@ from dataclasses import dataclass
 from docmill.config import Settings
 from docmill.inputs.fetcher import FetchPolicy
 from docmill.jobs.queue import JobQueue
-from docmill.jobs.store import JobStore
-from docmill.storage.local import LocalStorage
+from docmill.jobs.store import JobStore, open_job_store
+from docmill.storage import Storage, open_storage
 
 
 @dataclass
 class Services:
     settings: Settings
     store: JobStore
-    storage: LocalStorage
+    storage: Storage
     queue: JobQueue
     fetch_policy: FetchPolicy
 
@@ -24,9 +28,9 @@ class Services:
         settings.resolve_paths()
         return cls(
             settings=settings,
-            store=JobStore(settings.data_dir / "jobs.db"),
-            storage=LocalStorage(settings.data_dir / "files", settings.signing_secret()),
-            queue=JobQueue(settings.data_dir),
+            store=open_job_store(settings),
+            storage=open_storage(settings),
+            queue=JobQueue(settings.data_dir, settings.queue),
             fetch_policy=FetchPolicy(
                 allow_private=settings.allow_private_urls,
                 max_bytes=settings.max_upload_bytes,

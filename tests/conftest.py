@@ -135,3 +135,26 @@ def upload(server: RunningServer, path: Path, name: str | None = None) -> str:
                            headers={"content-type": "application/octet-stream"}, timeout=60)
     assert put.status_code == 200, put.text
     return answer["url"]
+
+
+# -- real backends of the distributed mode (Redis, S3), started once per test session -------
+
+
+@pytest.fixture(scope="session")
+def redis_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A real redis-server on a free loopback port."""
+    from tests.cluster import start_redis
+
+    backend = start_redis(tmp_path_factory.mktemp("redis"))
+    yield backend
+    backend.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """moto's S3-compatible server on a free loopback port, with a bucket."""
+    from tests.cluster import start_s3
+
+    backend = start_s3(tmp_path_factory.mktemp("s3"))
+    yield backend
+    backend.stop()

@@ -240,7 +240,8 @@ def test_tampered_or_foreign_links_are_refused(server, text_pdf_url):
 
 def test_put_with_bad_signature_refused(server):
     answer = get(server, "/file/upload/get-presigned-url", params={"name": "a.pdf"}).json()
-    bad = answer["presignedUrl"][:-10] + "xxxxxxxxxx"
+    head, token, name = answer["presignedUrl"].rsplit("/", 2)
+    bad = f"{head}/{token[:-10]}xxxxxxxxxx/{name}"
     assert requests.put(bad, data=b"x", timeout=10).status_code == 403
 
 
@@ -255,6 +256,27 @@ def test_health_reports_workers_and_queue(server):
     assert health.status_code == 200
     summary = health.json()
     assert summary["workers"]["alive"] >= 2 and "depth" in summary["queue"]
+
+
+def test_health_reports_the_embedded_backends(server):
+    backends = get(server, "/health").json()["backends"]
+    assert backends["store"] == {"backend": "sqlite", "ok": True}
+    assert backends["queue"] == {"backend": "sqlite", "ok": True}
+    assert backends["storage"] == {"backend": "local", "ok": True}
+
+
+def test_metrics_in_prometheus_format(server, text_pdf_url):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    post(server, "/pdf/convert/to/png", json={"url": text_pdf_url, "pages": "0"})
+    answer = get(server, "/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    families = {family.name: family for family in text_string_to_metric_families(answer.text)}
+    assert {"docmill_queue_depth", "docmill_jobs", "docmill_job_duration_seconds",
+            "docmill_workers", "docmill_backend_up"} <= set(families)
+    counts = [sample for sample in families["docmill_job_duration_seconds"].samples
+              if sample.name.endswith("_count") and sample.labels["operation"] == "pdf_to_png"]
+    assert counts and counts[0].value >= 1
 
 
 def test_credit_balance(server):

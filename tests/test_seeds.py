@@ -3,6 +3,9 @@
 Only `BASE_URL`, `API_KEY` and the demo-file URLs are replaced (no internet here: the demo
 files are corpus documents on a loopback static server). Windows-style paths such as
 `.\\sample.pdf` stay as written: on Linux they are plain file names in the working directory.
+
+Each `check_*` function runs one program against any server (anything with a `url`) and
+checks its output; `SEED_CHECKS` lists them, so the cluster tests run the same five.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ def page_count(path: Path) -> int:
         document.close()
 
 
-def test_optimize_pdf_from_url_async(server, static_files, tmp_path):
+def check_optimize_pdf_from_url(server, static_files: str, tmp_path: Path) -> None:
     code = adapt(seed_code("000"), server,
                  {"pdf-optimize/sample.pdf": f"{static_files}/{OPTIMIZE_SOURCE}"})
     output = run_seed(code, tmp_path)
@@ -90,7 +93,7 @@ def test_optimize_pdf_from_url_async(server, static_files, tmp_path):
     assert result.stat().st_size < source.stat().st_size
 
 
-def test_convert_doc_to_pdf_from_url_async(server, static_files, tmp_path):
+def check_doc_to_pdf_from_url(server, static_files: str, tmp_path: Path) -> None:
     code = adapt(seed_code("001"), server,
                  {"doc-to-pdf/sample.docx": f"{static_files}/{DOCX_SOURCE}"})
     run_seed(code, tmp_path)
@@ -101,7 +104,7 @@ def test_convert_doc_to_pdf_from_url_async(server, static_files, tmp_path):
     assert found / sum(expected.values()) > 0.9
 
 
-def test_convert_pdf_to_text_from_uploaded_file_async(server, tmp_path):
+def check_pdf_to_text_from_uploaded_file(server, static_files: str, tmp_path: Path) -> None:
     (tmp_path / ".\\sample.pdf").write_bytes((CORPUS / TEXT_SOURCE).read_bytes())
     run_seed(adapt(seed_code("002"), server, {}), tmp_path)
     text = (tmp_path / ".\\result.txt").read_text(encoding="utf-8")
@@ -111,14 +114,14 @@ def test_convert_pdf_to_text_from_uploaded_file_async(server, tmp_path):
     assert text.count("\f") == page_count(CORPUS / TEXT_SOURCE)
 
 
-def test_convert_images_to_pdf_from_urls_async(server, static_files, tmp_path):
+def check_images_to_pdf_from_urls(server, static_files: str, tmp_path: Path) -> None:
     demo = {f"image-to-pdf/{name}": f"{static_files}/{source}"
             for name, source in IMAGE_SOURCES.items()}
     run_seed(adapt(seed_code("003"), server, demo), tmp_path)
     assert page_count(tmp_path / ".\\result.pdf") == 2
 
 
-def test_convert_pdf_to_image_from_uploaded_file_async(server, tmp_path):
+def check_pdf_to_png_from_uploaded_file(server, static_files: str, tmp_path: Path) -> None:
     source = CORPUS / PNG_SOURCE
     (tmp_path / ".\\sample.pdf").write_bytes(source.read_bytes())
     run_seed(adapt(seed_code("004"), server, {}), tmp_path)
@@ -131,6 +134,36 @@ def test_convert_pdf_to_image_from_uploaded_file_async(server, tmp_path):
             assert abs(image.width - width * 150 / 72) <= 2
             assert abs(image.height - height * 150 / 72) <= 2
     assert not (tmp_path / f"Page{len(sizes) + 1}.png").exists()
+
+
+# seed number -> (the endpoint it calls, its check)
+SEED_CHECKS = {
+    "000": ("/pdf/optimize", check_optimize_pdf_from_url),
+    "001": ("/pdf/convert/from/doc", check_doc_to_pdf_from_url),
+    "002": ("/pdf/convert/to/text", check_pdf_to_text_from_uploaded_file),
+    "003": ("/pdf/convert/from/image", check_images_to_pdf_from_urls),
+    "004": ("/pdf/convert/to/png", check_pdf_to_png_from_uploaded_file),
+}
+
+
+def test_optimize_pdf_from_url_async(server, static_files, tmp_path):
+    check_optimize_pdf_from_url(server, static_files, tmp_path)
+
+
+def test_convert_doc_to_pdf_from_url_async(server, static_files, tmp_path):
+    check_doc_to_pdf_from_url(server, static_files, tmp_path)
+
+
+def test_convert_pdf_to_text_from_uploaded_file_async(server, tmp_path):
+    check_pdf_to_text_from_uploaded_file(server, "", tmp_path)
+
+
+def test_convert_images_to_pdf_from_urls_async(server, static_files, tmp_path):
+    check_images_to_pdf_from_urls(server, static_files, tmp_path)
+
+
+def test_convert_pdf_to_image_from_uploaded_file_async(server, tmp_path):
+    check_pdf_to_png_from_uploaded_file(server, "", tmp_path)
 
 
 def docx_text(path: Path) -> str:

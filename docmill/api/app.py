@@ -11,8 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from docmill import __version__
-from docmill.api import routes_files, routes_health, routes_jobs, routes_ops
+from docmill.api import routes_files, routes_health, routes_jobs, routes_metrics, routes_ops
 from docmill.errors import DocmillError, InvalidParametersError
+from docmill.metrics import metrics_registry
 from docmill.services import Services
 
 log = logging.getLogger("docmill.api")
@@ -26,11 +27,13 @@ def create_app(services: Services, expected_workers: int = 0) -> FastAPI:
     )
     app.state.services = services
     app.state.expected_workers = expected_workers
+    app.state.metrics_registry = metrics_registry(services)
     for router in (routes_ops.build_router(), routes_files.api_router, routes_jobs.router,
                    routes_files.link_router):
         app.include_router(router, prefix="/v1")
         app.include_router(router)
     app.include_router(routes_health.router)
+    app.include_router(routes_metrics.router)
     _install_error_handlers(app)
     return app
 

@@ -1,4 +1,8 @@
-"""File routes: presigned uploads, direct uploads, downloads of signed links, delete."""
+"""File routes: presigned uploads, direct uploads, downloads of signed links, delete.
+
+With S3 storage the presigned links are the bucket's own, so clients PUT and GET the bytes
+there; the `/uploads/...` and `/files/...` routes serve local storage only.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from docmill.errors import (
 from docmill.inputs.fetcher import fetch_to_file
 from docmill.names import sanitize_file_name
 from docmill.services import Services
-from docmill.storage.local import OwnFile, new_file_id, parse_own_url
+from docmill.storage.local import LocalStorage, OwnFile
 
 UPLOAD_WINDOW = 15 * 60  # a presigned PUT link lives 15 minutes, like the vendor's
 DEFAULT_EXPIRATION_MINUTES = 60
@@ -54,6 +58,14 @@ def _expiration_seconds(params: dict[str, Any]) -> float:
     return max(1, min(minutes, 60 * 24 * 30)) * 60
 
 
+def _local_storage(request: Request) -> LocalStorage:
+    """The local storage behind `/uploads` and `/files` links (404 with S3 storage)."""
+    storage = _services(request).storage
+    if not isinstance(storage, LocalStorage):
+        raise NotFoundError("Files are served by the S3 store: use the links docmill gave.")
+    return storage
+
+
 def _uploaded(request: Request, file_id: str, name: str, expires_at: float) -> dict[str, Any]:
     url = _services(request).storage.file_url(_base_url(request), file_id, name, expires_at)
     return {"error": False, "status": 200, "url": url, "name": name}
@@ -64,8 +76,8 @@ async def get_presigned_url(request: Request) -> dict[str, Any]:
     params = await request_params(request)
     storage = _services(request).storage
     name = sanitize_file_name(params.get("name"), "file")
-    file_id = new_file_id()
     expires_at = time.time() + UPLOAD_WINDOW + _expiration_seconds(params)
+    file_id = storage.new_file_id(expires_at)
     storage.reserve(file_id, expires_at)
     return {
         "error": False,
@@ -81,18 +93,19 @@ async def get_presigned_url(request: Request) -> dict[str, Any]:
 @link_router.put("/uploads/{file_id}/{token}/{name}", summary="PUT the bytes of a presigned upload")
 async def put_upload(request: Request, file_id: str, token: str, name: str) -> dict[str, Any]:
     services = _services(request)
+    storage = _local_storage(request)
     link = OwnFile("uploads", file_id, token, name)
-    problem = services.storage.check_link(link)
+    problem = storage.check_link(link)
     if problem:
         raise ForbiddenURLError(f"Upload link refused: {problem}.")
-    expires_at = services.storage.expiry_of(file_id) or time.time() + 3600
-    temporary = services.storage.temporary_upload_path(file_id)
+    expires_at = storage.expiry_of(file_id) or time.time() + 3600
+    temporary = storage.temporary_upload_path(file_id)
     try:
         if request.headers.get("content-type", "").startswith("multipart/form-data"):
             await _save_multipart_file(request, temporary, services.settings.max_upload_bytes)
         else:
             await _save_stream(request, temporary, services.settings.max_upload_bytes)
-        services.storage.save_file(file_id, name, temporary, expires_at)
+        storage.save_file(file_id, name, temporary, expires_at)
     finally:
         temporary.unlink(missing_ok=True)
     return {"error": False, "status": 200, "name": name}
@@ -100,13 +113,13 @@ async def put_upload(request: Request, file_id: str, token: str, name: str) -> d
 
 @link_router.get("/files/{file_id}/{token}/{name}", summary="Download a file by its signed link")
 async def download(request: Request, file_id: str, token: str, name: str) -> FileResponse:
-    services = _services(request)
-    problem = services.storage.check_link(OwnFile("files", file_id, token, name))
+    storage = _local_storage(request)
+    problem = storage.check_link(OwnFile("files", file_id, token, name))
     if problem == "link expired":
         raise NotFoundError("This link has expired.")
     if problem:
         raise ForbiddenURLError(f"Link refused: {problem}.")
-    path = services.storage.existing_path(file_id, name)
+    path = storage.existing_path(file_id, name)
     if path is None:
         raise NotFoundError("The file is not ready yet, or it has expired.")
     media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -129,12 +142,14 @@ async def upload_multipart(request: Request) -> dict[str, Any]:
     if not isinstance(upload, UploadFile):
         raise MissingInputError("Send the file in the multipart field 'file'.")
     name = sanitize_file_name(str(form.get("name") or upload.filename or ""), "file")
-    file_id = new_file_id()
     expires_at = time.time() + _expiration_seconds(dict(form))
+    file_id = services.storage.new_file_id(expires_at)
     temporary = services.storage.temporary_upload_path(file_id)
     try:
         await _copy_upload(upload, temporary, services.settings.max_upload_bytes)
-        services.storage.save_file(file_id, name, temporary, expires_at)
+        await anyio.to_thread.run_sync(
+            services.storage.save_file, file_id, name, temporary, expires_at
+        )
     finally:
         temporary.unlink(missing_ok=True)
     return _uploaded(request, file_id, name, expires_at)
@@ -156,9 +171,11 @@ async def upload_base64(request: Request) -> dict[str, Any]:
     if len(content) > services.settings.max_upload_bytes:
         raise TooLargeError()
     name = sanitize_file_name(params.get("name"), "file")
-    file_id = new_file_id()
     expires_at = time.time() + _expiration_seconds(params)
-    services.storage.save_bytes(file_id, name, content, expires_at)
+    file_id = services.storage.new_file_id(expires_at)
+    await anyio.to_thread.run_sync(
+        services.storage.save_bytes, file_id, name, content, expires_at
+    )
     return _uploaded(request, file_id, name, expires_at)
 
 
@@ -169,15 +186,17 @@ async def upload_from_url(request: Request) -> dict[str, Any]:
     url = str(params.get("url") or "")
     if not url:
         raise MissingInputError()
-    file_id = new_file_id()
+    expires_at = time.time() + _expiration_seconds(params)
+    file_id = services.storage.new_file_id(expires_at)
     temporary = services.storage.temporary_upload_path(file_id)
     try:
         fetched_name = await anyio.to_thread.run_sync(
             fetch_to_file, url, temporary, services.fetch_policy
         )
         name = sanitize_file_name(params.get("name") or fetched_name, "file")
-        expires_at = time.time() + _expiration_seconds(params)
-        services.storage.save_file(file_id, name, temporary, expires_at)
+        await anyio.to_thread.run_sync(
+            services.storage.save_file, file_id, name, temporary, expires_at
+        )
     finally:
         temporary.unlink(missing_ok=True)
     return _uploaded(request, file_id, name, expires_at)
@@ -187,10 +206,10 @@ async def upload_from_url(request: Request) -> dict[str, Any]:
 async def delete_file(request: Request) -> dict[str, Any]:
     services = _services(request)
     params = await request_params(request)
-    link = parse_own_url(str(params.get("file") or params.get("url") or ""))
-    if link is None or services.storage.check_link(link) not in (None, "link expired"):
+    link = services.storage.parse_link(str(params.get("file") or params.get("url") or ""))
+    if link is None or link.problem not in (None, "link expired"):
         raise BadRequestError("'file' must be a file link docmill issued.")
-    services.storage.delete(link.file_id)
+    await anyio.to_thread.run_sync(services.storage.delete, link.file_id)
     return {"error": False, "status": 200}
 
 

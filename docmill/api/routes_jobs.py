@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
@@ -24,7 +25,8 @@ async def job_check(request: Request) -> dict[str, Any]:
     if not job_id:
         raise BadRequestError("Send the job's id in 'jobid'.")
     force = str(params.get("force", "")).strip().lower() in ("1", "true", "yes")
-    return job_check_response(services.store.get(job_id), job_id, force)
+    job = await anyio.to_thread.run_sync(services.store.get, job_id)
+    return job_check_response(job, job_id, force)
 
 
 @router.get("/account/credit/balance", summary="Remaining credits (unlimited when self-hosted)")

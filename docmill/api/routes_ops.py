@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import Response
@@ -51,12 +52,10 @@ async def submit_job(request: Request, op: Operation) -> Response | dict[str, An
     assert isinstance(params, CommonParams)
     if not params.url.strip():
         raise MissingInputError()
-    if services.queue.depth() >= services.settings.max_queue:
-        raise TooManyRequestsError()
-    job_id = uuid.uuid4().hex
-    context = plan_outputs(op, params, _base_url(request, services))
-    services.store.create(job_id, op.name, params.model_dump(by_alias=True), context)
-    services.queue.enqueue(job_id)
+    # The store and queue may be across the network (Redis): keep them off the event loop.
+    job_id, context = await anyio.to_thread.run_sync(
+        queue_job, services, op, params, _base_url(request, services)
+    )
     if params.async_:
         url = planned_url(op, job_id, context, services.storage)
         return accepted_response(job_id, url, context["name"])
@@ -68,12 +67,25 @@ async def submit_job(request: Request, op: Operation) -> Response | dict[str, An
     return success_response(op, job, params.inline)
 
 
+def queue_job(
+    services: Services, op: Operation, params: CommonParams, base_url: str
+) -> tuple[str, dict[str, Any]]:
+    """Create the job record and put its id on the queue; return (job id, context)."""
+    if services.queue.depth() >= services.settings.max_queue:
+        raise TooManyRequestsError()
+    job_id = uuid.uuid4().hex
+    context = plan_outputs(op, params, base_url, services.storage)
+    services.store.create(job_id, op.name, params.model_dump(by_alias=True), context)
+    services.queue.enqueue(job_id)
+    return job_id, context
+
+
 async def wait_for_job(services: Services, job_id: str, timeout: float) -> Job | None:
     """Poll the job table until the job ends; None if it is still running after `timeout`."""
     deadline = time.monotonic() + timeout
     delay = WAIT_MIN
     while True:
-        job = services.store.get(job_id)
+        job = await anyio.to_thread.run_sync(services.store.get, job_id)
         if job is not None and job.done:
             return job
         if time.monotonic() >= deadline:

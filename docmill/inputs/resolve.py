@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from docmill.errors import ForbiddenURLError, InputURLError, MissingInputError
 from docmill.inputs.fetcher import FetchPolicy, fetch_to_file
 from docmill.names import sanitize_file_name
-from docmill.storage.local import LocalStorage, parse_own_url
+from docmill.storage.base import Storage
 
 FILETOKEN = "filetoken://"
 
@@ -22,7 +20,7 @@ def split_urls(url_param: str) -> list[str]:
 def resolve_inputs(
     url_param: str,
     destination: Path,
-    storage: LocalStorage,
+    storage: Storage,
     policy: FetchPolicy,
     auth: tuple[str, str] | None = None,
 ) -> list[Path]:
@@ -47,46 +45,33 @@ def input_file_name(url: str) -> str:
 def _resolve_one(
     url: str,
     folder: Path,
-    storage: LocalStorage,
+    storage: Storage,
     policy: FetchPolicy,
     auth: tuple[str, str] | None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stored = _stored_file(url, storage)
     if stored is not None:
-        return _link_or_copy(stored, folder / stored.name)
+        file_id, name = stored
+        return storage.copy_to(file_id, name, folder / name, policy.max_bytes)
     temporary = folder / "download"
     name = fetch_to_file(url, temporary, policy, auth)
     return temporary.rename(folder / sanitize_file_name(name, "input"))
 
 
-def _stored_file(url: str, storage: LocalStorage) -> Path | None:
-    """The stored file behind a link docmill issued (read directly, not over HTTP)."""
+def _stored_file(url: str, storage: Storage) -> tuple[str, str] | None:
+    """(file id, name) of a file docmill stored, from its link (read from storage, not HTTP)."""
     if url.startswith(FILETOKEN):
-        path = storage.find_single(url[len(FILETOKEN):].strip("/"))
-        if path is None:
+        file_id = url[len(FILETOKEN):].strip("/")
+        name = storage.single_file_name(file_id)
+        if name is None:
             raise InputURLError("The file token is unknown or its file has expired.")
-        return path
-    link = parse_own_url(url)
+        return file_id, name
+    link = storage.parse_link(url)
     if link is None:
         return None
-    problem = storage.check_link(link)
-    if problem == "link expired":
+    if link.problem == "link expired":
         raise InputURLError("The input link has expired; upload the file again.")
-    if problem:
-        raise ForbiddenURLError(f"The input link is not valid ({problem}).")
-    path = storage.existing_path(link.file_id, link.name)
-    if path is None:
-        raise InputURLError(
-            "The input file was not found: it was never uploaded, or it expired or was deleted."
-        )
-    return path
-
-
-def _link_or_copy(source: Path, target: Path) -> Path:
-    # A hard link is instant and keeps the input alive even if the sweeper removes the original.
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copyfile(source, target)
-    return target
+    if link.problem:
+        raise ForbiddenURLError(f"The input link is not valid ({link.problem}).")
+    return link.file_id, link.name

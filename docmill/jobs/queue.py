@@ -1,4 +1,4 @@
-"""The job queue: Huey as the broker (SQLite in embedded mode).
+"""The job queue: Huey as the broker (SQLite in embedded mode, Redis in a cluster).
 
 Huey carries job ids from the API to the workers and keeps them across restarts; the job
 table (`store.py`) keeps the state. Workers take messages with `take()` and run them
@@ -7,33 +7,77 @@ through `jobs.runner` themselves, so a job's life is always visible in the job t
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
-from huey import SqliteHuey
+import redis
+from huey import RedisHuey, SqliteHuey
+from huey.api import Huey
+
+from docmill.config import ConfigurationError
+from docmill.errors import ServiceUnavailableError
 
 _TASK_NAME = "docmill.run_job"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 def _run_job_message(job_id: str) -> str:  # pragma: no cover - never executed by Huey
     return job_id
 
 
-class JobQueue:
-    def __init__(self, data_dir: Path) -> None:
-        self.huey = SqliteHuey(
-            name="docmill", filename=str(data_dir / "queue.db"), results=False, utc=True
+def check_queue_url(url: str) -> None:
+    if url and not url.startswith(REDIS_SCHEMES):
+        raise ConfigurationError(
+            f"DOCMILL_QUEUE={url!r} is not a Redis URL: use redis://host:6379/0 (or "
+            "rediss://, unix://), or leave it empty for the embedded SQLite queue."
         )
+
+
+class JobQueue:
+    def __init__(self, data_dir: Path, url: str = "") -> None:
+        check_queue_url(url)
+        self.backend = "redis" if url else "sqlite"
+        self.huey: Huey
+        if url:
+            from docmill.jobs.store_redis import redis_pool
+
+            # Blocking pop: an idle worker waits on Redis instead of polling it.
+            self.huey = RedisHuey(name="docmill", connection_pool=redis_pool(url, decode=False),
+                                  results=False, utc=True, blocking=True, read_timeout=1)
+        else:
+            self.huey = SqliteHuey(
+                name="docmill", filename=str(data_dir / "queue.db"), results=False, utc=True
+            )
         self._task = self.huey.task(name=_TASK_NAME)(_run_job_message)
 
     def enqueue(self, job_id: str) -> None:
-        self._task(job_id)
+        with _unavailable_on_connection_loss():
+            self._task(job_id)
 
     def take(self) -> str | None:
         """The next job id, or None when the queue is empty."""
-        message = self.huey.dequeue()
+        with _unavailable_on_connection_loss():
+            message = self.huey.dequeue()
         if message is None:
             return None
         return str(message.args[0])
 
     def depth(self) -> int:
-        return self.huey.pending_count()
+        with _unavailable_on_connection_loss():
+            return self.huey.pending_count()
+
+    def ping(self) -> None:
+        """Raise if the broker cannot be reached."""
+        self.depth()
+
+
+@contextlib.contextmanager
+def _unavailable_on_connection_loss() -> Iterator[None]:
+    """Redis connection errors become ServiceUnavailableError (503 in the API)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as error:
+        raise ServiceUnavailableError(
+            f"The job queue (Redis) is unreachable: {error}. Retry in a moment."
+        ) from error

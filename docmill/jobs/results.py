@@ -1,7 +1,8 @@
 """Names and links of a job's outputs, fixed at submission and filled in when it succeeds.
 
-An async answer hands out the result `url` before the job runs, so the names, the expiry
-and hence the signed links are decided at submission and stored in the job's context.
+An async answer hands out the result `url` before the job runs, so the names, the expiry,
+the file id and hence the signed links are decided at submission and stored in the job's
+context.
 """
 
 from __future__ import annotations
@@ -14,51 +15,59 @@ from typing import Any
 from docmill.inputs.resolve import input_file_name, split_urls
 from docmill.names import sanitize_name
 from docmill.operation import CommonParams, Operation, OpResult, ResultShape
-from docmill.storage.local import LocalStorage
+from docmill.storage.base import Storage
 
 
-def plan_outputs(op: Operation, params: CommonParams, base_url: str) -> dict[str, Any]:
+def plan_outputs(
+    op: Operation, params: CommonParams, base_url: str, storage: Storage
+) -> dict[str, Any]:
     """The job context: where and under which names the outputs will appear."""
     urls = split_urls(params.url)
     default_stem = Path(input_file_name(urls[0])).stem if urls else ""
     name = sanitize_name(params.name, default_stem or "result", op.extension)
+    expires_at = time.time() + params.expiration * 60
     return {
         "base_url": base_url,
         "name": name,
-        "expires_at": time.time() + params.expiration * 60,
+        "expires_at": expires_at,
+        "file_id": storage.new_file_id(expires_at),
     }
 
 
-def planned_url(op: Operation, job_id: str, context: dict, storage: LocalStorage) -> str:
+def output_file_id(job_id: str, context: dict) -> str:
+    """The file id a job's outputs are stored under (the job id for jobs queued before
+    contexts carried one)."""
+    return context.get("file_id") or job_id
+
+
+def planned_url(op: Operation, job_id: str, context: dict, storage: Storage) -> str:
     """The `url` an async answer gives: the one file, or the JSON list of many files."""
-    return storage.file_url(
-        context["base_url"], job_id, _primary_name(op, context), context["expires_at"]
-    )
+    return storage.file_url(context["base_url"], output_file_id(job_id, context),
+                            _primary_name(op, context), context["expires_at"])
 
 
 def publish_outputs(
-    op: Operation, job_id: str, context: dict, result: OpResult, storage: LocalStorage
+    op: Operation, job_id: str, context: dict, result: OpResult, storage: Storage
 ) -> dict[str, Any]:
     """Move the op's files into storage; return the job's result payload."""
     base, expires = context["base_url"], context["expires_at"]
+    file_id = output_file_id(job_id, context)
     payload: dict[str, Any] = {"name": context["name"], "pageCount": result.page_count}
     if op.result is ResultShape.ONE_FILE:
-        storage.save_file(job_id, context["name"], result.files[0], expires)
-        payload["url"] = storage.file_url(base, job_id, context["name"], expires)
-        if op.inline_text:
-            payload["text"] = storage.existing_path(job_id, context["name"]).read_text(
-                encoding="utf-8", errors="replace"
-            )
+        if op.inline_text:  # read before storing: storing may move the file away
+            payload["text"] = result.files[0].read_text(encoding="utf-8", errors="replace")
+        storage.save_file(file_id, context["name"], result.files[0], expires)
+        payload["url"] = storage.file_url(base, file_id, context["name"], expires)
     else:
         urls = []
         for name, path in zip(_part_names(op, context, len(result.files)), result.files,
                               strict=True):
-            storage.save_file(job_id, name, path, expires)
-            urls.append(storage.file_url(base, job_id, name, expires))
+            storage.save_file(file_id, name, path, expires)
+            urls.append(storage.file_url(base, file_id, name, expires))
         list_name = _primary_name(op, context)
-        storage.save_bytes(job_id, list_name, json.dumps(urls).encode(), expires)
+        storage.save_bytes(file_id, list_name, json.dumps(urls).encode(), expires)
         payload["urls"] = urls
-        payload["url"] = storage.file_url(base, job_id, list_name, expires)
+        payload["url"] = storage.file_url(base, file_id, list_name, expires)
     payload.update(result.extra)
     return payload
 

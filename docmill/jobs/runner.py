@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from docmill.errors import DocmillError
+from docmill.errors import DocmillError, ServiceUnavailableError
 from docmill.inputs.fetcher import post_json
 from docmill.inputs.resolve import resolve_inputs
 from docmill.jobs.results import publish_outputs
@@ -23,23 +24,44 @@ class WorkerStopping(BaseException):  # noqa: N818 - a signal, not an error
     """Raised inside a running job when the worker is told to stop; the job is requeued."""
 
 
-def run_job(services: Services, job_id: str, worker_id: str) -> Job | None:
-    """Claim and run one job; returns the finished job (None if it was not claimable)."""
+def _nothing() -> None:
+    return None
+
+
+def run_job(
+    services: Services, job_id: str, worker_id: str,
+    on_claimed: Callable[[], None] = _nothing, on_finishing: Callable[[], None] = _nothing,
+) -> Job | None:
+    """Claim and run one job; returns the finished job (None if it was not claimable).
+
+    `on_claimed` runs once the job's lease is ours, `on_finishing` just before its final
+    state is written: between the two, the worker's heartbeat keeps the lease alive.
+    """
     store = services.store
     job = store.claim(job_id, worker_id, services.settings.lease_seconds)
     if job is None:
         return None
+    on_claimed()
     workdir = services.settings.data_dir / "tmp" / job_id
     shutil.rmtree(workdir, ignore_errors=True)  # leftovers of an attempt whose worker died
     try:
         payload = _execute(services, job, workdir)
+        on_finishing()
         store.succeed(job_id, payload)
+    except ServiceUnavailableError:
+        # The job store itself is unreachable: nothing can be recorded. The lease runs out
+        # and the job is retried once the store is back.
+        on_finishing()
+        raise
     except DocmillError as error:
+        on_finishing()
         store.fail(job_id, error.status, error.message)
     except WorkerStopping:
+        on_finishing()
         _requeue(services, job_id, worker_id)
         raise
     except Exception as error:  # a bug or an engine surprise: the job fails, the worker lives
+        on_finishing()
         log.exception("job %s (%s) failed unexpectedly", job_id, job.op)
         store.fail(
             job_id, 500,

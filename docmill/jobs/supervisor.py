@@ -6,6 +6,7 @@ databases inherited from the API process) and die with the supervisor even on ki
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import socket
@@ -13,7 +14,7 @@ import threading
 from multiprocessing.process import BaseProcess
 
 from docmill.config import Settings
-from docmill.jobs.store import JobStore
+from docmill.jobs.store import open_job_store
 from docmill.jobs.worker import worker_main
 
 log = logging.getLogger("docmill.supervisor")
@@ -29,6 +30,7 @@ class WorkerSupervisor:
         self._stopping = threading.Event()
         self._context = multiprocessing.get_context("spawn")
         self._monitor: threading.Thread | None = None
+        self._store = open_job_store(settings)
 
     def start(self) -> None:
         self.processes = [self._spawn(index) for index in range(self.count)]
@@ -54,8 +56,8 @@ class WorkerSupervisor:
 
     def _forget(self, process: BaseProcess) -> None:
         """Drop a dead worker's row at once, so /health does not count it for a lease period."""
-        store = JobStore(self.settings.data_dir / "jobs.db")
-        store.remove_worker(f"{socket.gethostname()}-{process.pid}")
+        with contextlib.suppress(Exception):  # an unreachable store must not stop the watch
+            self._store.remove_worker(f"{socket.gethostname()}-{process.pid}")
 
     def alive(self) -> int:
         return sum(process.is_alive() for process in self.processes)

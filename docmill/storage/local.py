@@ -15,9 +15,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from docmill.errors import StorageError
+from docmill.errors import InputURLError, StorageError
+from docmill.storage.base import MISSING_INPUT_MESSAGE, OwnLink, Storage
 from docmill.storage.signing import check_token, make_token
 
 FILE_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -53,11 +55,16 @@ def parse_own_url(url: str) -> OwnFile | None:
     return OwnFile(match["kind"], match["id"], match["token"], match["name"])
 
 
-class LocalStorage:
+class LocalStorage(Storage):
+    backend = "local"
+
     def __init__(self, root: Path, secret: bytes) -> None:
         self.root = root
         self.secret = secret
         self.root.mkdir(parents=True, exist_ok=True)
+
+    def new_file_id(self, expires_at: float) -> str:
+        return new_file_id()
 
     # -- links ---------------------------------------------------------------------------
     def file_url(self, base_url: str, file_id: str, name: str, expires_at: float) -> str:
@@ -72,6 +79,12 @@ class LocalStorage:
         """None if the link's signature is valid and unexpired, else why not."""
         action = "get" if link.kind == "files" else "put"
         return check_token(self.secret, action, link.file_id, link.name, link.token)
+
+    def parse_link(self, url: str) -> OwnLink | None:
+        link = parse_own_url(url)
+        if link is None:
+            return None
+        return OwnLink(link.file_id, link.name, self.check_link(link))
 
     # -- files ---------------------------------------------------------------------------
     def path_of(self, file_id: str, name: str) -> Path:
@@ -99,6 +112,24 @@ class LocalStorage:
         names = sorted(p for p in folder.iterdir() if p.is_file() and p.name != META)
         return names[0] if names else None
 
+    def single_file_name(self, file_id: str) -> str | None:
+        path = self.find_single(file_id)
+        return path.name if path else None
+
+    def copy_to(self, file_id: str, name: str, target: Path, max_bytes: int) -> Path:
+        source = self.existing_path(file_id, name)
+        if source is None:
+            raise InputURLError(MISSING_INPUT_MESSAGE)
+        # A hard link is instant and keeps the input alive even if the sweeper removes it.
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)
+        return target
+
+    def check(self) -> dict[str, Any]:
+        return {"backend": self.backend, "ok": os.access(self.root, os.W_OK)}
+
     def reserve(self, file_id: str, expires_at: float) -> None:
         """Note a file's expiry before its bytes arrive (a presigned upload)."""
         folder = self.root / file_id
@@ -111,7 +142,7 @@ class LocalStorage:
     def expiry_of(self, file_id: str) -> float | None:
         return self._read_expiry(self.root / file_id) if FILE_ID.match(file_id) else None
 
-    def save_file(self, file_id: str, name: str, source: Path, expires_at: float) -> Path:
+    def save_file(self, file_id: str, name: str, source: Path, expires_at: float) -> None:
         """Move (or copy) `source` into storage atomically."""
         target = self.path_of(file_id, name)
         try:
@@ -125,9 +156,8 @@ class LocalStorage:
             os.replace(temporary, target)
         except OSError as exc:
             raise StorageError(f"Could not store the file: {exc.strerror or exc}.") from exc
-        return target
 
-    def save_bytes(self, file_id: str, name: str, data: bytes, expires_at: float) -> Path:
+    def save_bytes(self, file_id: str, name: str, data: bytes, expires_at: float) -> None:
         target = self.path_of(file_id, name)
         temporary = self.root / f".{file_id}.{uuid.uuid4().hex[:8]}.part"
         try:
@@ -135,7 +165,7 @@ class LocalStorage:
         except OSError as exc:
             temporary.unlink(missing_ok=True)
             raise StorageError(f"Could not store the file: {exc.strerror or exc}.") from exc
-        return self.save_file(file_id, target.name, temporary, expires_at)
+        self.save_file(file_id, target.name, temporary, expires_at)
 
     def temporary_upload_path(self, file_id: str) -> Path:
         """Where a streamed upload is written before `save_file` moves it into place."""
