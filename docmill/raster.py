@@ -228,9 +228,14 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
 RenderFunction = Callable[[list[int]], list[Path]]
 
 
-def render_spread(render: RenderFunction, count: int) -> list[Path]:
-    """Call `render` on positions 0..count-1, shared out over processes; paths in order."""
-    processes = render_process_count(count)
+def render_spread(
+    render: RenderFunction, count: int, min_per_process: int = MIN_PAGES_PER_PROCESS
+) -> list[Path]:
+    """Call `render` on positions 0..count-1, shared out over processes; paths in order.
+
+    A process is only worth starting for at least `min_per_process` positions.
+    """
+    processes = render_process_count(count, min_per_process)
     if processes <= 1:
         return render(list(range(count)))
     # Interleaved shares even out runs of heavy pages (a chapter of photos, say).
@@ -242,12 +247,12 @@ def render_spread(render: RenderFunction, count: int) -> list[Path]:
     return [path for path in outputs if path is not None]
 
 
-def render_process_count(page_count: int) -> int:
+def render_process_count(page_count: int, min_per_process: int = MIN_PAGES_PER_PROCESS) -> int:
     """How many processes to render `page_count` pages with (1: in this process)."""
     if multiprocessing.current_process().daemon:
         return 1  # a daemonic process may not start children
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cpus or 1, MAX_RENDER_PROCESSES, page_count // MIN_PAGES_PER_PROCESS))
+    return max(1, min(cpus or 1, MAX_RENDER_PROCESSES, page_count // min_per_process))
 
 
 def _render_in_children(render: RenderFunction, shares: list[list[int]]) -> list[list[Path]]:

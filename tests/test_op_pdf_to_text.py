@@ -327,3 +327,19 @@ def test_operation_is_registered() -> None:
     assert operation.params is Params and operation.run is convert_pdf_to_text
     assert operation.result is ResultShape.ONE_FILE
     assert operation.extension == "txt" and operation.inline_text
+
+
+def test_long_documents_spread_over_processes_give_the_same_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import docmill.ops.pdf_to_text as op
+
+    source = CORPUS / "pymupdf__test-3820.pdf"  # 155 pages: spread over the cores
+    params = Params(pages="0-119")
+    (tmp_path / "spread").mkdir()
+    (tmp_path / "single").mkdir()
+    spread = convert_pdf_to_text([source], params, tmp_path / "spread").files[0]
+    monkeypatch.setattr(op, "MIN_PAGES_PER_PROCESS", 10**6)
+    single = convert_pdf_to_text([source], params, tmp_path / "single").files[0]
+    assert spread.read_bytes() == single.read_bytes()
+    assert spread.read_text(encoding="utf-8").count("\f") == 120
