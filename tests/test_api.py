@@ -314,3 +314,34 @@ def test_slow_sync_request_answers_445_and_the_job_goes_on(keyed_server):
     status = requests.get(keyed_server.url + "/job/check", headers=headers,
                           params={"jobid": answer.json()["jobId"]}, timeout=10).json()
     assert status["status"] == "working"
+
+
+# -- the other operations through HTTP ----------------------------------------------------------
+def test_images_to_pdf_from_a_comma_list_with_spaces(server):
+    first = upload(server, CORPUS / "ocrmypdf__baiona_color.jpg")
+    second = upload(server, CORPUS / "unstructured__layout-parser-paper-combined.tiff")
+    body = post(server, "/pdf/convert/from/image",
+                json={"url": f" {first} ,  {second} ", "name": "album"}).json()
+    assert body["error"] is False and body["pageCount"] == 3 and body["name"] == "album.pdf"
+
+
+def test_doc_to_pdf_sync_and_unsupported_type(server):
+    docx = upload(server, CORPUS / "docling__word_sample.docx")
+    body = post(server, "/pdf/convert/from/doc", data={"url": docx}).json()
+    assert body["error"] is False and body["pageCount"] >= 1
+    assert requests.get(body["url"], timeout=30).content[:5] == b"%PDF-"
+    png = upload(server, CORPUS / "ocrmypdf__baiona_alpha.png")
+    answer = post(server, "/pdf/convert/from/doc", json={"url": png})
+    assert answer.status_code == 415 and answer.json()["error"] is True
+
+
+def test_optimize_with_javascript_like_profiles(server):
+    source = CORPUS / "pdfjs__images.pdf"
+    url = upload(server, source)
+    body = post(server, "/pdf/optimize",
+                json={"url": url, "profiles": "{ 'JPEGQuality': 25, ResampleImages: true }"}).json()
+    assert body["error"] is False
+    optimized = requests.get(body["url"], timeout=30).content
+    assert len(optimized) < source.stat().st_size
+    bad = post(server, "/pdf/optimize", json={"url": url, "profiles": {"JPEGQuality": "best"}})
+    assert bad.status_code == 454
