@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pypdfium2 as pdfium
 import pytest
 import requests
 
@@ -26,6 +27,23 @@ def corpus_manifest() -> list[dict[str, str]]:
     """Rows of MANIFEST.tsv: file, kind, pages, note..."""
     with open(CORPUS / "MANIFEST.tsv", newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def pdf_text(path: Path) -> str:
+    """The plain text of every page of a PDF, by PDFium (to check what a conversion made)."""
+    document = pdfium.PdfDocument(str(path))
+    try:
+        return "\n".join(page.get_textpage().get_text_range() for page in document)
+    finally:
+        document.close()
+
+
+def page_count(path: Path) -> int:
+    document = pdfium.PdfDocument(str(path))
+    try:
+        return len(document)
+    finally:
+        document.close()
 
 
 def corpus_files(kind_prefix: str) -> list[Path]:

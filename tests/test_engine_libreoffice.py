@@ -12,13 +12,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pypdfium2 as pdfium
 import pytest
 
 from docmill.engines import libreoffice
 from docmill.engines.libreoffice import LibreOfficePool, get_pool, pool_status, stop_pool
 from docmill.errors import DamagedFileError, EngineError, PasswordError, TimeoutError_
-from tests.conftest import CORPUS, corpus_manifest
+from tests.conftest import CORPUS, corpus_manifest, page_count, pdf_text
 
 OFFICE_KINDS = {"doc", "docx", "rtf", "odt", "xlsx", "pptx"}
 OFFICE_FILES = [CORPUS / row["file"] for row in corpus_manifest() if row["kind"] in OFFICE_KINDS]
@@ -42,22 +41,6 @@ def own_pool(tmp_path: Path) -> Iterator[LibreOfficePool]:
     fresh.start()
     yield fresh
     fresh.stop()
-
-
-def pdf_text(path: Path) -> str:
-    document = pdfium.PdfDocument(str(path))
-    try:
-        return "\n".join(page.get_textpage().get_text_range() for page in document)
-    finally:
-        document.close()
-
-
-def page_count(path: Path) -> int:
-    document = pdfium.PdfDocument(str(path))
-    try:
-        return len(document)
-    finally:
-        document.close()
 
 
 def soffice_processes(profile_root: Path) -> set[int]:

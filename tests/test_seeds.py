@@ -20,7 +20,7 @@ import pypdfium2 as pdfium
 import pytest
 from PIL import Image
 
-from tests.conftest import CORPUS, RunningServer
+from tests.conftest import CORPUS, RunningServer, page_count, pdf_text
 
 SEEDS = CORPUS.parent / "seeds"
 DEMO = "https://bytescout-com.s3.amazonaws.com/files/demo-files/cloud-api/"
@@ -64,22 +64,6 @@ def run_seed(code: str, workdir: Path) -> str:
 
 def words(text: str) -> Counter:
     return Counter(re.findall(r"\w+", text.lower()))
-
-
-def pdf_text(path: Path) -> str:
-    document = pdfium.PdfDocument(str(path))
-    try:
-        return "\n".join(page.get_textpage().get_text_range() for page in document)
-    finally:
-        document.close()
-
-
-def page_count(path: Path) -> int:
-    document = pdfium.PdfDocument(str(path))
-    try:
-        return len(document)
-    finally:
-        document.close()
 
 
 def check_optimize_pdf_from_url(server, static_files: str, tmp_path: Path) -> None:
