@@ -48,6 +48,7 @@ class Settings:
     max_upload_mb: int = field(default=512, metadata={"help": "largest upload or input, MiB"})
     fetch_timeout: float = field(default=60.0, metadata={"help": "seconds to fetch an input URL"})
     max_queue: int = field(default=10000, metadata={"help": "queued jobs before 429"})
+    max_pages: int = field(default=10000, metadata={"help": "most pages one job may work on"})
     lease_seconds: float = field(
         default=30.0, metadata={"help": "a running job whose worker is silent this long is retried"}
     )

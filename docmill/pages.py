@@ -6,12 +6,17 @@ the second-last page, empty means every page.
 
 from __future__ import annotations
 
-from docmill.errors import PageRangeError
+from docmill.errors import PageRangeError, TooLargeError
 
 
 def parse_page_ranges(spec: str | None, page_count: int) -> list[int]:
-    """Return the 0-based page indices that `spec` selects, in the order written."""
+    """Return the 0-based page indices that `spec` selects, in the order written.
+
+    More pages than DOCMILL_MAX_PAGES is refused with 413 (see `check_page_limit`).
+    """
+    limit = max_pages_per_job()
     if spec is None or not spec.strip():
+        check_page_limit(page_count, limit)
         return list(range(page_count))
     pages: list[int] = []
     for part in spec.split(","):
@@ -24,9 +29,26 @@ def parse_page_ranges(spec: str | None, page_count: int) -> list[int]:
         if start > end:
             raise PageRangeError(f"Invalid page range '{part}': the start is after the end.")
         pages.extend(range(start, end + 1))
+        check_page_limit(len(pages), limit)  # before "0-,0-,0-..." grows a huge list
     if not pages:
         raise PageRangeError(f"Page range '{spec}' selects no pages.")
     return pages
+
+
+def max_pages_per_job() -> int:
+    """DOCMILL_MAX_PAGES, as seen by the process that runs the op."""
+    from docmill.config import Settings
+
+    return Settings.from_env().max_pages
+
+
+def check_page_limit(page_count: int, limit: int) -> None:
+    """Refuse (413) a job that would work on more pages than `limit` (DOCMILL_MAX_PAGES)."""
+    if page_count > limit:
+        raise TooLargeError(
+            f"The job asks for more than {limit} pages, the most this server allows per job "
+            "(DOCMILL_MAX_PAGES). Select fewer pages with 'pages'."
+        )
 
 
 def _split_range(part: str) -> tuple[str, str, str]:

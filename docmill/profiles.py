@@ -43,7 +43,7 @@ def parse_profiles(raw: Any) -> dict[str, Any]:
 def _parse_json(text: str) -> Any:
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than ~1000 levels
         return None
 
 

@@ -94,3 +94,58 @@ def test_loopback_refused_without_permission(local_http, tmp_path):
 def test_unreachable_host(tmp_path):
     with pytest.raises(InputURLError):
         fetch_to_file("http://127.0.0.1:1/x", tmp_path / "f", OPEN)
+
+
+# -- every redirect hop is checked again ----------------------------------------------------
+
+
+class _Redirector(http.server.BaseHTTPRequestHandler):
+    """`/to?<location>` answers 302 to `<location>`; `/loop` redirects to itself."""
+
+    def do_GET(self):  # noqa: N802
+        if self.path == "/ok":
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"fine")
+            return
+        location = self.path if self.path == "/loop" else self.path.partition("?")[2]
+        self.send_response(302)
+        self.send_header("Location", location)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def first_hop_only(monkeypatch):
+    """A strict policy under which only 127.0.0.1 (the test server, the first hop) is allowed."""
+    real = is_forbidden_address
+    monkeypatch.setattr("docmill.inputs.fetcher.is_forbidden_address",
+                        lambda address: address != "127.0.0.1" and real(address))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Redirector)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("location", "error"),
+    [
+        ("http://169.254.169.254/latest/meta-data/", ForbiddenURLError),
+        ("http://10.0.0.1/secret", ForbiddenURLError),
+        ("http://[::1]:80/x", ForbiddenURLError),
+        ("http://metadata.google.internal/x", ForbiddenURLError),
+        ("file:///etc/passwd", InvalidURLError),
+        ("gopher://127.0.0.1:25/x", InvalidURLError),
+    ],
+)
+def test_each_redirect_hop_is_checked(first_hop_only, tmp_path, location, error):
+    assert fetch_to_file(f"{first_hop_only}/ok", tmp_path / "f", STRICT) == "ok"
+    with pytest.raises(error):
+        fetch_to_file(f"{first_hop_only}/to?{location}", tmp_path / "f", STRICT)
+
+
+def test_redirect_loop_ends(first_hop_only, tmp_path):
+    with pytest.raises(InputURLError, match="redirects"):
+        fetch_to_file(f"{first_hop_only}/loop", tmp_path / "f", STRICT)

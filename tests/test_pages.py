@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from docmill.errors import PageRangeError
+from docmill.errors import PageRangeError, TooLargeError
 from docmill.pages import parse_page_ranges
 
 
@@ -42,3 +42,11 @@ def test_any_text_gives_valid_pages_or_error_450(spec, count):
     except PageRangeError:
         return
     assert pages and all(0 <= page < count for page in pages)
+
+
+def test_more_pages_than_docmill_max_pages_is_413(monkeypatch):
+    monkeypatch.setenv("DOCMILL_MAX_PAGES", "3")
+    assert parse_page_ranges("0-2", 14) == [0, 1, 2]
+    for spec in ("", "0-3", "0,0,0,0", "0-," * 1000):
+        with pytest.raises(TooLargeError, match="DOCMILL_MAX_PAGES"):
+            parse_page_ranges(spec, 14)

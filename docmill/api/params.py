@@ -13,26 +13,35 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from docmill.errors import InvalidParametersError
+from docmill.errors import InvalidParametersError, TooLargeError
 
 _ALIASES = {"profile": "profiles"}  # some clients send `profile`
+# Parameters are small (a list of a thousand URLs fits in far less): a bigger body is refused
+# before it is read into memory.
+MAX_PARAMS_BYTES = 4 * 1024 * 1024
 
 
-async def request_params(request: Request) -> dict[str, Any]:
-    """Every parameter of the request, keys lower-cased; the body wins over the query."""
+async def request_params(request: Request, max_bytes: int = MAX_PARAMS_BYTES) -> dict[str, Any]:
+    """Every parameter of the request, keys lower-cased; the body wins over the query.
+
+    A body larger than `max_bytes` is 413.
+    """
     params: dict[str, Any] = {}
     for key, value in parse_qsl(request.url.query, keep_blank_values=True):
         params[_canonical(key)] = value
-    params.update(await _body_params(request))
+    params.update(await _body_params(request, max_bytes))
     return params
 
 
-async def _body_params(request: Request) -> dict[str, Any]:
+async def _body_params(request: Request, max_bytes: int) -> dict[str, Any]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form()
+        form = await request.form(max_part_size=max_bytes)
         return {_canonical(k): v for k, v in form.items() if isinstance(v, str)}
-    body = await request.body()
+    body = await _read_body(request, max_bytes)
     if not body.strip():
         return {}
     decoded = _parse_json_body(body)
@@ -42,15 +51,33 @@ async def _body_params(request: Request) -> dict[str, Any]:
     return {_canonical(k): v for k, v in parse_qsl(text, keep_blank_values=True)}
 
 
+async def _read_body(request: Request, max_bytes: int) -> bytes:
+    """The whole body, read in chunks so that a chunked upload cannot pass the limit."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _too_large(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(max_bytes: int) -> TooLargeError:
+    return TooLargeError(
+        f"The request body is larger than {max_bytes} bytes: parameters are small, and files "
+        "are uploaded with /file/upload or a presigned URL."
+    )
+
+
 def _parse_json_body(body: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if isinstance(value, str):  # double-encoded: a JSON string holding the JSON object
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     return value if isinstance(value, dict) else None
 

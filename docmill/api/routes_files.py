@@ -35,6 +35,7 @@ from docmill.storage.local import LocalStorage, OwnFile
 
 UPLOAD_WINDOW = 15 * 60  # a presigned PUT link lives 15 minutes, like the vendor's
 DEFAULT_EXPIRATION_MINUTES = 60
+MULTIPART_OVERHEAD = 64 * 1024  # boundaries, part headers and small fields around a file
 
 api_router = APIRouter(dependencies=[Depends(require_api_key)])
 # Signed links need no key: clients fetch results with a plain GET.
@@ -98,6 +99,7 @@ async def put_upload(request: Request, file_id: str, token: str, name: str) -> d
     problem = storage.check_link(link)
     if problem:
         raise ForbiddenURLError(f"Upload link refused: {problem}.")
+    _refuse_declared_size(request, services.settings.max_upload_bytes, MULTIPART_OVERHEAD)
     expires_at = storage.expiry_of(file_id) or time.time() + 3600
     temporary = storage.temporary_upload_path(file_id)
     try:
@@ -137,6 +139,7 @@ async def download(request: Request, file_id: str, token: str, name: str) -> Fil
 @api_router.post("/file/upload", summary="Upload a file (multipart field 'file')")
 async def upload_multipart(request: Request) -> dict[str, Any]:
     services = _services(request)
+    _refuse_declared_size(request, services.settings.max_upload_bytes, MULTIPART_OVERHEAD)
     form = await request.form(max_part_size=services.settings.max_upload_bytes)
     upload = form.get("file")
     if not isinstance(upload, UploadFile):
@@ -158,7 +161,9 @@ async def upload_multipart(request: Request) -> dict[str, Any]:
 @api_router.post("/file/upload/base64", summary="Upload a file sent as base64 or a data URI")
 async def upload_base64(request: Request) -> dict[str, Any]:
     services = _services(request)
-    params = await request_params(request)
+    limit = services.settings.max_upload_bytes
+    # base64 takes 4 bytes for 3; form encoding of its '+' and '/' adds up to 6 % more
+    params = await request_params(request, limit * 3 // 2 + MULTIPART_OVERHEAD)
     data = str(params.get("file") or "")
     if not data:
         raise MissingInputError("Send the file's content, base64-encoded, in 'file'.")
@@ -168,8 +173,8 @@ async def upload_base64(request: Request) -> dict[str, Any]:
         content = base64.b64decode(data, validate=False)
     except (binascii.Error, ValueError) as error:
         raise BadRequestError("'file' is not valid base64.") from error
-    if len(content) > services.settings.max_upload_bytes:
-        raise TooLargeError()
+    if len(content) > limit:
+        raise TooLargeError(f"The upload is larger than the limit of {limit} bytes.")
     name = sanitize_file_name(params.get("name"), "file")
     expires_at = time.time() + _expiration_seconds(params)
     file_id = services.storage.new_file_id(expires_at)
@@ -211,6 +216,16 @@ async def delete_file(request: Request) -> dict[str, Any]:
         raise BadRequestError("'file' must be a file link docmill issued.")
     await anyio.to_thread.run_sync(services.storage.delete, link.file_id)
     return {"error": False, "status": 200}
+
+
+def _refuse_declared_size(request: Request, limit: int, overhead: int = 0) -> None:
+    """413 at once for a body whose Content-Length is over the limit, before reading it."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit + overhead:
+        raise TooLargeError(
+            f"The upload ({declared} bytes) is larger than the limit of {limit} bytes "
+            "(DOCMILL_MAX_UPLOAD_MB)."
+        )
 
 
 async def _save_stream(request: Request, target: Path, limit: int) -> None:

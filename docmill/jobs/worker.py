@@ -169,6 +169,8 @@ class Worker:
 def worker_main(settings: Settings) -> None:
     """Entry point of a worker process started by the supervisor."""
     die_with_parent(signal.SIGTERM)
+    # Engines and ops read their settings from the environment: hand them the flags too.
+    os.environ.update(settings.to_env())
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s[%(process)d]: %(message)s",

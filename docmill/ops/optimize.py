@@ -203,7 +203,9 @@ def optimize_pdf(inputs: list[Path], params: Params, out_dir: Path) -> OpResult:
             candidate.save(pdf)
             check = _LookCheck(source, params.password, candidate)
             _undo_visible_changes(pdf, changes, options, check)
-        except pikepdf.PdfError as exc:
+        except (pikepdf.PdfError, RuntimeError) as exc:
+            # qpdf reports some damage as C++ exceptions pikepdf turns into RuntimeError
+            # (std::bad_cast on an object of the wrong type): the file is at fault.
             candidate.path.unlink(missing_ok=True)
             raise DamagedFileError(
                 "The PDF is damaged: it could be opened but not rewritten."
@@ -333,7 +335,7 @@ def _stream_key(stream: pikepdf.Stream) -> tuple[bytes, bytes] | None:
             {key: value for key, value in stream.stream_dict.items() if key != "/Length"}
         )
         return hashlib.sha256(raw).digest(), entries.unparse()
-    except pikepdf.PdfError:
+    except (pikepdf.PdfError, RuntimeError):  # qpdf's std::bad_cast on a damaged dictionary
         return None
 
 
