@@ -5,6 +5,8 @@ One place maps failures to codes: an op raises `PasswordError`, the API answers 
 
 from __future__ import annotations
 
+import errno
+
 
 class DocmillError(Exception):
     """A failure with a PDF.co-style code (also the HTTP status) and a message for the user."""
@@ -136,3 +138,16 @@ class ServiceUnavailableError(DocmillError):
 class StorageError(DocmillError):
     status = 507
     default_message = "Could not store the result: the data directory is full or not writable."
+
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def disk_error(error: BaseException) -> StorageError | None:
+    """The 507 a full or unwritable disk deserves, or None for other failures."""
+    if isinstance(error, OSError) and error.errno in _DISK_ERRNOS:
+        return StorageError(
+            f"The server could not write its files ({error.strerror}): the data directory "
+            "is full or not writable. Nothing was stored; retry once space is freed."
+        )
+    return None

@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse
 
 from docmill import __version__
 from docmill.api import routes_files, routes_health, routes_jobs, routes_metrics, routes_ops
-from docmill.errors import DocmillError, InvalidParametersError
+from docmill.errors import DocmillError, InvalidParametersError, disk_error
 from docmill.metrics import metrics_registry
 from docmill.services import Services
 
@@ -55,6 +55,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
+        full_disk = disk_error(error)
+        if full_disk is not None:
+            return JSONResponse(full_disk.envelope(), status_code=full_disk.status)
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse(
             {"error": True, "status": 500, "message": "Internal server error."}, status_code=500

@@ -49,9 +49,22 @@ def planned_url(op: Operation, job_id: str, context: dict, storage: Storage) -> 
 def publish_outputs(
     op: Operation, job_id: str, context: dict, result: OpResult, storage: Storage
 ) -> dict[str, Any]:
-    """Move the op's files into storage; return the job's result payload."""
-    base, expires = context["base_url"], context["expires_at"]
+    """Move the op's files into storage; return the job's result payload.
+
+    All or nothing: if one output cannot be stored, the ones already stored are removed.
+    """
     file_id = output_file_id(job_id, context)
+    try:
+        return _store_outputs(op, file_id, context, result, storage)
+    except Exception:
+        storage.delete(file_id)
+        raise
+
+
+def _store_outputs(
+    op: Operation, file_id: str, context: dict, result: OpResult, storage: Storage
+) -> dict[str, Any]:
+    base, expires = context["base_url"], context["expires_at"]
     payload: dict[str, Any] = {"name": context["name"], "pageCount": result.page_count}
     if op.result is ResultShape.ONE_FILE:
         if op.inline_text:  # read before storing: storing may move the file away

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from docmill.errors import DocmillError, ServiceUnavailableError
+from docmill.errors import DocmillError, ServiceUnavailableError, disk_error
 from docmill.inputs.fetcher import post_json
 from docmill.inputs.resolve import resolve_inputs
 from docmill.jobs.results import publish_outputs
@@ -62,11 +62,15 @@ def run_job(
         raise
     except Exception as error:  # a bug or an engine surprise: the job fails, the worker lives
         on_finishing()
-        log.exception("job %s (%s) failed unexpectedly", job_id, job.op)
-        store.fail(
-            job_id, 500,
-            f"Internal error while processing the document ({type(error).__name__}).",
-        )
+        full_disk = disk_error(error)
+        if full_disk is not None:
+            store.fail(job_id, full_disk.status, full_disk.message)
+        else:
+            log.exception("job %s (%s) failed unexpectedly", job_id, job.op)
+            store.fail(
+                job_id, 500,
+                f"Internal error while processing the document ({type(error).__name__}).",
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     finished = store.get(job_id)

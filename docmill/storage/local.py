@@ -145,16 +145,17 @@ class LocalStorage(Storage):
     def save_file(self, file_id: str, name: str, source: Path, expires_at: float) -> None:
         """Move (or copy) `source` into storage atomically."""
         target = self.path_of(file_id, name)
+        temporary = target.with_name(f".{name}.{uuid.uuid4().hex[:8]}.part")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._write_meta(target.parent, expires_at)
-            temporary = target.with_name(f".{name}.{uuid.uuid4().hex[:8]}.part")
             try:
                 os.rename(source, temporary)
-            except OSError:
+            except OSError:  # another file system: copy, still under a temporary name
                 shutil.copyfile(source, temporary)
             os.replace(temporary, target)
         except OSError as exc:
+            temporary.unlink(missing_ok=True)  # never leave half a file behind
             raise StorageError(f"Could not store the file: {exc.strerror or exc}.") from exc
 
     def save_bytes(self, file_id: str, name: str, data: bytes, expires_at: float) -> None:
