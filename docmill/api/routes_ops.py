@@ -22,7 +22,8 @@ from docmill.jobs.store import Job
 from docmill.operation import CommonParams, Operation, operations
 from docmill.services import Services
 
-WAIT_MIN, WAIT_MAX = 0.002, 0.05
+# A sync request looks at its job often at first (most jobs take milliseconds), then less.
+WAIT_MIN, WAIT_MAX, WAIT_GROWTH = 0.001, 0.01, 1.3
 
 
 def build_router() -> APIRouter:
@@ -91,7 +92,7 @@ async def wait_for_job(services: Services, job_id: str, timeout: float) -> Job |
         if time.monotonic() >= deadline:
             return None
         await asyncio.sleep(delay)
-        delay = min(delay * 1.5, WAIT_MAX)
+        delay = min(delay * WAIT_GROWTH, WAIT_MAX)
 
 
 def _base_url(request: Request, services: Services) -> str:

@@ -27,7 +27,8 @@ from docmill.procutil import die_with_parent
 from docmill.services import Services
 
 log = logging.getLogger("docmill.worker")
-POLL_MIN, POLL_MAX = 0.005, 0.1
+# An empty-queue check is one cheap read: poll often, so an idle worker starts a job at once.
+POLL_MIN, POLL_MAX = 0.001, 0.005
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 10.0  # waits while the job store or queue is unreachable
 
 
