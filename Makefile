@@ -14,7 +14,7 @@ APT_PACKAGES := python3 python3-venv python3-uno ca-certificates curl redis-serv
 	libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui \
 	fonts-liberation2 fonts-dejavu-core fonts-crosextra-carlito fonts-crosextra-caladea \
 	fonts-noto-core fonts-noto-cjk \
-	poppler-utils qpdf ghostscript img2pdf
+	poppler-utils qpdf ghostscript img2pdf time
 
 .PHONY: install system-packages run test lint bench clean
 
