@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS, corpus_manifest
 
+from bench.quality import bag_of_words, f1_score, unreadable_share
 from docmill.errors import DamagedFileError, PageRangeError, PasswordError
 from docmill.operation import ResultShape, get_operation
 from docmill.ops.pdf_to_text import Params, convert_pdf_to_text
@@ -68,7 +69,7 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[s
     return convert_once
 
 
-# --- the yardstick -----------------------------------------------------------------------
+# --- the yardstick (bench/quality.py, shared with `make bench`) -------------------------
 
 # A word is a run of letters, digits and marks: punctuation and symbols separate words, so
 # that "z4)" and "z4 )" agree. Bidi controls (which poppler writes around right-to-left
@@ -79,49 +80,6 @@ def converted(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., tuple[s
 # embedded left-to-right runs). The letters of a right-to-left word are compared as a
 # multiset: poppler, like PDFium, reverses the letters of a ligature in right-to-left text
 # (Arabic lam-alef), which we put back in order.
-_CJK = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_RTL = "\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc"
-_CJK_CHAR = re.compile(f"([{_CJK}])")
-_RTL_CHAR = re.compile(f"[{_RTL}]")
-_DIRECTION_CHANGE = re.compile(f"(?<=[{_RTL}])(?=[^{_RTL}\\s])|(?<=[^{_RTL}\\s])(?=[{_RTL}])")
-
-
-class _Separators(dict):
-    """str.translate table: punctuation, symbols, controls and spaces become spaces,
-    format characters (bidi controls) vanish, everything else stays."""
-
-    def __missing__(self, code: int) -> str:
-        category = unicodedata.category(chr(code))
-        value = "" if category == "Cf" else " " if category[0] in "PSCZ" else chr(code)
-        self[code] = value
-        return value
-
-
-_SEPARATORS = _Separators()
-
-
-def bag_of_words(text: str) -> collections.Counter[str]:
-    text = unicodedata.normalize("NFKC", text).translate(_SEPARATORS)
-    text = _DIRECTION_CHANGE.sub(" ", _CJK_CHAR.sub(r" \1 ", text))
-    return collections.Counter(
-        "".join(sorted(word)) if _RTL_CHAR.search(word) else word for word in text.split()
-    )
-
-
-def f1_score(ours: collections.Counter[str], reference: collections.Counter[str]) -> float:
-    common = sum((ours & reference).values())
-    if not common:
-        return 0.0
-    precision = common / sum(ours.values())
-    recall = common / sum(reference.values())
-    return 2 * precision * recall / (precision + recall)
-
-
-def unreadable_share(text: str) -> float:
-    """Share of control characters in a text: glyph codes of fonts without Unicode."""
-    visible = [char for char in text if not char.isspace()]
-    controls = sum(unicodedata.category(char) in ("Cc", "Co", "Cs") for char in visible)
-    return controls / max(len(visible), 1)
 
 
 def pdftotext_layout(path: Path, password: str) -> str:
