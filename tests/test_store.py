@@ -131,3 +131,15 @@ def test_worker_registry(store):
     assert workers["h-2"]["job"] == "j9" and workers["h-1"]["engines"]["x"]["ready"]
     store.remove_worker("h-1")
     assert [w["id"] for w in store.live_workers(10)] == ["h-2"]
+
+
+def test_finished_jobs_forget_their_passwords(store):
+    params = {"url": "x", "password": "secret", "httppassword": "also", "pages": "0"}
+    store.create("j1", "pdf_to_text", params, {})
+    store.forget_secrets("j1")  # still queued: a retry may need them
+    assert store.get("j1").params["password"] == "secret"
+    store.claim("j1", "w", 30)
+    store.succeed("j1", {"url": "u"})
+    store.forget_secrets("j1")
+    kept = store.get("j1").params
+    assert "password" not in kept and "httppassword" not in kept and kept["pages"] == "0"

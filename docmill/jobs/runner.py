@@ -73,6 +73,7 @@ def run_job(
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    store.forget_secrets(job_id)  # passwords are not kept in job records once it has ended
     finished = store.get(job_id)
     if finished is not None and finished.params.get("callback"):
         send_callback(services, finished)

@@ -146,6 +146,10 @@ class JobStore(abc.ABC):
     def fail(self, job_id: str, error_status: int, message: str) -> None: ...
 
     @abc.abstractmethod
+    def forget_secrets(self, job_id: str) -> None:
+        """Drop the passwords from a finished job's parameters (no retry needs them now)."""
+
+    @abc.abstractmethod
     def abort(self, job_id: str) -> bool: ...
 
     @abc.abstractmethod
@@ -270,6 +274,13 @@ class SqliteJobStore(JobStore):
             (time.time(), job_id),
         )
         return cursor.rowcount == 1
+
+    def forget_secrets(self, job_id: str) -> None:
+        self._connect().execute(
+            "UPDATE jobs SET params=json_remove(params, '$.password', '$.httppassword') "
+            "WHERE id=? AND status IN ('success','failed','aborted')",
+            (job_id,),
+        )
 
     def _finish(
         self, job_id: str, status: str, message: str, error_status: int, result: dict | None

@@ -267,6 +267,17 @@ class RedisJobStore(JobStore):
         self._finish(job_id, "failed", message, error_status, None)
 
     @unavailable_on_connection_loss
+    def forget_secrets(self, job_id: str) -> None:
+        key = self._job_key(job_id)
+        status, raw = self.redis.hmget(key, ["status", "params"])
+        if status not in ("success", "failed", "aborted") or not raw:
+            return
+        params = json.loads(raw)
+        removed = [params.pop(name, None) for name in ("password", "httppassword")]
+        if any(value is not None for value in removed):
+            self.redis.hset(key, "params", json.dumps(params))
+
+    @unavailable_on_connection_loss
     def _finish(
         self, job_id: str, status: str, message: str, error_status: int, result: dict | None
     ) -> None:
