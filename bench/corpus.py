@@ -4,10 +4,16 @@ images. Files are used in place in `../shared/corpus` (or `$DOCMILL_CORPUS`)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
+from bench.context import log
+from docmill.errors import DocmillError
 from tests.conftest import CORPUS, corpus_manifest
+
+Measured = TypeVar("Measured")
 
 _PASSWORD_NOTE = re.compile(r"\bpw=(\S+)")
 OFFICE_KINDS = ("doc", "docx", "rtf", "odt")
@@ -71,3 +77,23 @@ def pick(files: list[CorpusFile], names: tuple[str, ...]) -> list[CorpusFile]:
     """The files among `files` with these names, in this order (a quick run's subset)."""
     by_name = {item.name: item for item in files}
     return [by_name[name] for name in names if name in by_name]
+
+
+def measure_pdfs(
+    quick: bool, quick_files: tuple[str, ...], label: str,
+    measure: Callable[[CorpusFile], Measured],
+) -> tuple[list[Measured], list[str]]:
+    """`measure` every readable corpus PDF (a few when `quick`); failures are reported, not
+    raised, so one odd file does not end a section."""
+    files = readable_pdfs()
+    if quick:
+        files = pick(files, quick_files)
+    results: list[Measured] = []
+    failures: list[str] = []
+    for item in files:
+        log(f".. {label}: {item.name}")
+        try:
+            results.append(measure(item))
+        except DocmillError as error:
+            failures.append(f"{item.name}: {error.message}")
+    return results, failures

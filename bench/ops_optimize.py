@@ -20,12 +20,11 @@ import numpy as np
 from PIL import Image
 
 from bench import corpus, quality
-from bench.context import Context, clear, log
+from bench.context import Context, clear
 from bench.corpus import CorpusFile
 from bench.docmill_ops import OpRunner
 from bench.rows import Row, at_least, at_most, runs_label
 from bench.timing import measure_alternating, run_tool, tool
-from docmill.errors import DocmillError
 
 QUICK_FILES = ("docling__redp5110_sampled.pdf", "pdfjs__images.pdf", "pdfjs__tracemonkey.pdf",
                "pdfplumber__password-example.pdf", "pdfjs__prefilled_f1040.pdf")
@@ -57,17 +56,10 @@ class FileResult:
 
 
 def run(ctx: Context) -> list[Row]:
-    files = corpus.readable_pdfs()
-    if ctx.quick:
-        files = corpus.pick(files, QUICK_FILES)
     _warm_up(ctx)
-    results, failures = [], []
-    for item in files:
-        log(f".. optimize: {item.name}")
-        try:
-            results.append(_measure_file(ctx, item))
-        except DocmillError as error:
-            failures.append(f"{item.name}: {error.message}")
+    results, failures = corpus.measure_pdfs(
+        ctx.quick, QUICK_FILES, "optimize", lambda item: _measure_file(ctx, item)
+    )
     return _rows(ctx, results, failures)
 
 

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import corpus
-from bench.context import Context, log
+from bench.context import Context
 from bench.corpus import CorpusFile
 from bench.docmill_ops import OpRunner
 from bench.rows import Row, at_most, runs_label
 from bench.timing import measure_pair, run_tool, tool
-from docmill.errors import DocmillError
 from docmill.raster import render_process_count
 
 PAGES_PER_FILE = 4
@@ -45,17 +44,15 @@ def pdftoppm_command(path: Path, password: str, prefix: Path, first: int,
 
 
 def run(ctx: Context) -> list[Row]:
-    files = corpus.readable_pdfs()
-    if ctx.quick:
-        files = corpus.pick(files, QUICK_FILES)
-    results, failures = [], []
-    for item in files:
-        log(f".. png: {item.name}")
-        try:
-            results.append(measure_file(ctx, item, min(item.pages, PAGES_PER_FILE),
-                                        warm_reference=not results))
-        except DocmillError as error:
-            failures.append(f"{item.name}: {error.message}")
+    warmed: list[bool] = []
+
+    def measure(item: CorpusFile) -> FileResult:
+        result = measure_file(ctx, item, min(item.pages, PAGES_PER_FILE),
+                              warm_reference=not warmed)
+        warmed.append(True)
+        return result
+
+    results, failures = corpus.measure_pdfs(ctx.quick, QUICK_FILES, "png", measure)
     return _rows(ctx, results, failures)
 
 

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import corpus, quality
-from bench.context import Context, log
+from bench.context import Context
 from bench.corpus import CorpusFile
 from bench.docmill_ops import OpRunner
 from bench.rows import Row, at_least, runs_label
 from bench.timing import measure_pair, tool
-from docmill.errors import DocmillError
 
 QUICK_FILES = (
     "pdfjs__tracemonkey.pdf",
@@ -50,16 +49,9 @@ def pdftotext_command(path: Path, password: str, output: Path, first: int = 0,
 
 
 def run(ctx: Context) -> list[Row]:
-    files = corpus.readable_pdfs()
-    if ctx.quick:
-        files = corpus.pick(files, QUICK_FILES)
-    results, failures = [], []
-    for item in files:
-        log(f".. text: {item.name}")
-        try:
-            results.append(_measure_file(ctx, item))
-        except DocmillError as error:
-            failures.append(f"{item.name}: {error.message}")
+    results, failures = corpus.measure_pdfs(
+        ctx.quick, QUICK_FILES, "text", lambda item: _measure_file(ctx, item)
+    )
     return [_speed_row(ctx, results, failures), _quality_row(results)]
 
 
