@@ -37,10 +37,9 @@ from tests.cluster import (
     start_s3,
     start_worker,
     stop_worker,
-    wait_for_job,
     wait_for_workers,
 )
-from tests.conftest import CORPUS, RunningServer, stop_server, upload
+from tests.conftest import CORPUS, RunningServer, stop_server, upload, wait_for_job
 
 
 def run_batch(api: RunningServer, url: str, jobs: int) -> tuple[float, int]:

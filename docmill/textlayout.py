@@ -448,6 +448,17 @@ class _WordLocator:
         scale = abs(matrix.a * matrix.d - matrix.b * matrix.c) ** 0.5
         return pdfium_c.FPDFText_GetFontSize(self.text_page, char) * scale
 
+    def _placed_characters(
+        self, raw: str, start: int
+    ) -> Iterator[tuple[str, int, tuple[float, ...], tuple[float, float]]]:
+        """(text, char index, box, origin) of each character of `raw` that has a place."""
+        for i, char_text in enumerate(raw):
+            char = self._char(start + i)
+            box = self._box(char)
+            origin = self._origin(char) if box else None
+            if origin is not None:
+                yield char_text, char, box, origin
+
     def _slanted_characters(self, raw: str, start: int) -> list[Word]:
         """A word set at a slant, one word per character as poppler has it, glued to the
         one before (poppler joins those that fall on one line).
@@ -455,12 +466,7 @@ class _WordLocator:
         Its boxes are those around slanted glyphs, so sizes come from font size and matrix.
         """
         pieces: list[Word] = []
-        for i, char_text in enumerate(raw):
-            char = self._char(start + i)
-            box = self._box(char)
-            origin = self._origin(char) if box else None
-            if origin is None:
-                continue
+        for char_text, char, box, origin in self._placed_characters(raw, start):
             size = self._font_size(char)
             piece = Word(char_text, box[0], box[2], origin[1], size, upright=False)
             piece.glued = bool(pieces)
@@ -482,12 +488,7 @@ class _WordLocator:
         """Split a word, as poppler would, where its characters stand apart or change
         baseline or size; pieces that touch stay glued."""
         pieces: list[Word] = []
-        for i, char_text in enumerate(raw):
-            char = self._char(start + i)
-            box = self._box(char)
-            origin = self._origin(char) if box else None
-            if origin is None:
-                continue
+        for char_text, _char, box, origin in self._placed_characters(raw, start):
             x, baseline = origin
             right, height = box[2], box[3] - box[1]
             piece = pieces[-1] if pieces else None

@@ -193,12 +193,3 @@ def wait_for_workers(api: RunningServer, count: int, timeout: float = 120) -> li
     raise RuntimeError(f"the cluster did not get {count} ready worker(s): {summary}")
 
 
-def wait_for_job(api_url: str, job_id: str, timeout: float = 180) -> dict:
-    """Poll /job/check until the job is no longer working; return the last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = requests.get(api_url + "/job/check", params={"jobid": job_id}, timeout=10).json()
-        if status["status"] != "working":
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still working after {timeout} s")

@@ -141,6 +141,17 @@ def static_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     httpd.shutdown()
 
 
+def wait_for_job(api_url: str, job_id: str, timeout: float = 180) -> dict:
+    """Poll /job/check until the job is no longer working; return the last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = requests.get(api_url + "/job/check", params={"jobid": job_id}, timeout=10).json()
+        if status["status"] != "working":
+            return status
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} still working after {timeout} s")
+
+
 def upload(server: RunningServer, path: Path, name: str | None = None) -> str:
     """Upload a file the way the vendor's clients do: presigned URL, then PUT."""
     answer = requests.get(

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import CORPUS, free_port, start_server, stop_server, upload
+from tests.conftest import CORPUS, free_port, start_server, stop_server, upload, wait_for_job
 
 TEXT_PDF = CORPUS / "pdfjs__tracemonkey.pdf"  # 14 pages
 ENCRYPTED = CORPUS / "pdfplumber__password-example.pdf"  # password "test"
@@ -29,13 +29,7 @@ def get(server, path, **kwargs):
 
 
 def wait_done(server, job_id, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = get(server, "/job/check", params={"jobid": job_id}).json()
-        if status["status"] != "working":
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job {job_id} still working after {timeout} s")
+    return wait_for_job(server.url, job_id, timeout)
 
 
 # -- parameters arrive in every shape real clients send -----------------------------------------

@@ -34,10 +34,9 @@ from tests.cluster import (
     start_s3,
     start_worker,
     stop_worker,
-    wait_for_job,
     wait_for_workers,
 )
-from tests.conftest import CORPUS, RunningServer, stop_server, upload
+from tests.conftest import CORPUS, RunningServer, stop_server, upload, wait_for_job
 
 TEXT_PDF = CORPUS / "pdfjs__tracemonkey.pdf"  # 14 pages
 LONG_PDF = CORPUS / "unstructured__DA-619p.pdf"  # 619 pages: a job that runs for a while

@@ -7,13 +7,12 @@ not allowed); the job table and queue stay on the normal disk.
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import CORPUS, start_server, stop_server, upload
+from tests.conftest import CORPUS, start_server, stop_server, upload, wait_for_job
 
 SMALL_PDF = CORPUS / "pdfsamples__crazyones-pdfa.pdf"  # 16 KB
 BIG_PDF = CORPUS / "pdfsamples__GeoTopo-komprimiert.pdf"  # 1.8 MB, 117 pages
@@ -60,12 +59,7 @@ def test_full_disk_gives_507_and_leaves_nothing_half_written(full_disk_server):
                         json={"url": urls["url"] if first.status_code == 200 else small,
                               "async": True, "profiles": {"Resolution": 300}}, timeout=30)
     job_id = job.json()["jobId"]
-    deadline = time.monotonic() + 120
-    status = {"status": "working"}
-    while status["status"] == "working" and time.monotonic() < deadline:
-        time.sleep(0.3)
-        status = requests.get(server.url + "/job/check", params={"jobid": job_id},
-                              timeout=10).json()
+    status = wait_for_job(server.url, job_id, timeout=120)
     if status["status"] == "failed":
         assert status["errorCode"] == 507, status
     assert not partial_files(server.data_dir / "files")

@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from tests.conftest import CORPUS, start_server, stop_server, upload
+from tests.conftest import CORPUS, start_server, stop_server, upload, wait_for_job
 
 BIG_PDF = CORPUS / "unstructured__DA-619p.pdf"
 SMALL_PDF = CORPUS / "pdfsamples__crazyones-pdfa.pdf"
@@ -121,12 +121,7 @@ def test_job_past_the_time_limit_is_stopped_with_408(tmp_path):
         url = upload(server, BIG_PDF)
         job_id = requests.post(server.url + "/pdf/convert/to/png",
                                json={"url": url, "async": True}, timeout=30).json()["jobId"]
-        deadline = time.monotonic() + 60
-        status = {"status": "working"}
-        while status["status"] == "working" and time.monotonic() < deadline:
-            time.sleep(0.3)
-            status = requests.get(server.url + "/job/check", params={"jobid": job_id},
-                                  timeout=10).json()
+        status = wait_for_job(server.url, job_id, timeout=60)
         assert status["status"] == "failed" and status["errorCode"] == 408
         small = requests.post(server.url + "/pdf/convert/to/png",
                               json={"url": upload(server, SMALL_PDF)}, timeout=60).json()
