@@ -3,7 +3,6 @@ images. Files are used in place in `../shared/corpus` (or `$DOCMILL_CORPUS`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +10,10 @@ from typing import TypeVar
 
 from bench.context import log
 from docmill.errors import DocmillError
-from tests.conftest import CORPUS, corpus_manifest
+from tests.conftest import CORPUS, corpus_manifest, manifest_password
 
 Measured = TypeVar("Measured")
 
-_PASSWORD_NOTE = re.compile(r"\bpw=(\S+)")
 OFFICE_KINDS = ("doc", "docx", "rtf", "odt")
 
 
@@ -41,13 +39,12 @@ def _files() -> list[CorpusFile]:
         raise SystemExit(f"bench: no corpus at {CORPUS}; set DOCMILL_CORPUS")
     files = []
     for row in corpus_manifest():
-        password = _PASSWORD_NOTE.search(row["note"])
         files.append(
             CorpusFile(
                 path=CORPUS / row["file"],
                 kind=row["kind"],
                 pages=int(row["pages"]) if row["pages"].isdigit() else 0,
-                password=password.group(1) if password else "",
+                password=manifest_password(row),
                 note=row["note"],
             )
         )

@@ -6,6 +6,7 @@ import csv
 import functools
 import http.server
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -27,6 +28,12 @@ def corpus_manifest() -> list[dict[str, str]]:
     """Rows of MANIFEST.tsv: file, kind, pages, note..."""
     with open(CORPUS / "MANIFEST.tsv", newline="") as handle:
         return list(csv.DictReader(handle, delimiter="\t"))
+
+
+def manifest_password(row: dict[str, str]) -> str:
+    """The password an encrypted corpus PDF's manifest note gives ("pw=..."), else ""."""
+    match = re.search(r"\bpw=(\S+)", row.get("note", ""))
+    return match.group(1) if match else ""
 
 
 def pdf_text(path: Path) -> str:

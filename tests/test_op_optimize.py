@@ -6,7 +6,6 @@ needs one exact kind of image (CMYK JPEG, bilevel Flate, an image on two pages..
 
 from __future__ import annotations
 
-import re
 import zlib
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from docmill.imageplacement import find_image_placements
 from docmill.ops import optimize
 from docmill.ops.optimize import Params, optimize_pdf
 from docmill.pdf import pdfium_document
-from tests.conftest import CORPUS, corpus_manifest
+from tests.conftest import CORPUS, corpus_manifest, manifest_password
 
 CHECK_DPI = 72
 PHOTO = CORPUS / "ocrmypdf__baiona_color.jpg"  # 640×682 RGB JPEG
@@ -125,11 +124,6 @@ def text_scan_pdf(path: Path) -> Path:
         path, zlib.compress(page.tobytes()), width=750, height=900, drawn=(180, 216),
         colorspace=Name.DeviceGray,
     )
-
-
-def corpus_password(row: dict[str, str]) -> str:
-    match = re.search(r"\bpw=(\S+)", row.get("note", ""))
-    return match.group(1) if match else ""
 
 
 # -- parameters ------------------------------------------------------------------------
@@ -406,8 +400,8 @@ def test_every_corpus_pdf_optimizes_or_fails_cleanly(tmp_path: Path) -> None:
             with pytest.raises(DamagedFileError):
                 run(source, work)
             continue
-        output = run(source, work, password=corpus_password(row))
-        with pikepdf.open(output, password=corpus_password(row)) as pdf:
+        output = run(source, work, password=manifest_password(row))
+        with pikepdf.open(output, password=manifest_password(row)) as pdf:
             assert len(pdf.pages) == int(row["pages"]), row["file"]
         assert output.stat().st_size <= source.stat().st_size, row["file"]
         total_in += source.stat().st_size

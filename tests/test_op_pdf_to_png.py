@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import subprocess
 import sys
 import time
@@ -24,21 +23,14 @@ from docmill.errors import (
 from docmill.operation import ResultShape, get_operation
 from docmill.ops.pdf_to_png import Params, convert_pdf_to_png, output_name, render_pages
 from docmill.raster import MAX_PAGE_PIXELS, render_spread, write_png
-from tests.conftest import CORPUS, corpus_manifest
+from tests.conftest import CORPUS, corpus_manifest, manifest_password
 
 # Enough pages to see page order and the split over processes, few enough to stay fast.
 PAGES_PER_DOCUMENT = 3
-PASSWORD_NOTE = re.compile(r"\bpw=(\S+)")
-
 PDF_ROWS = [row for row in corpus_manifest() if row["kind"] == "pdf"]
 READABLE = [row for row in PDF_ROWS if row["pages"].isdigit()]
 UNREADABLE = [row for row in PDF_ROWS if not row["pages"].isdigit()]
-ENCRYPTED = [row for row in READABLE if PASSWORD_NOTE.search(row["note"])]
-
-
-def password_of(row: dict[str, str]) -> str:
-    match = PASSWORD_NOTE.search(row["note"])
-    return match.group(1) if match else ""
+ENCRYPTED = [row for row in READABLE if manifest_password(row)]
 
 
 def convert(path: Path, out_dir: Path, **params: object) -> list[Path]:
@@ -79,13 +71,13 @@ def test_corpus_pdf_renders_one_png_per_page(row: dict[str, str], tmp_path: Path
     path = CORPUS / row["file"]
     page_count = int(row["pages"])
     wanted = min(page_count, PAGES_PER_DOCUMENT)
-    files = convert(path, tmp_path, pages=f"0-{wanted - 1}", password=password_of(row))
+    files = convert(path, tmp_path, pages=f"0-{wanted - 1}", password=manifest_password(row))
     assert [file.name for file in files] == [output_name(i, wanted) for i in range(wanted)]
     for index, file in enumerate(files):
         image = decoded(file)
         assert image.format == "PNG"
         assert image.mode in ("L", "RGB")
-        width, height = expected_size(path, index, 150, password_of(row))
+        width, height = expected_size(path, index, 150, manifest_password(row))
         if width * height <= MAX_PAGE_PIXELS:
             assert image.size == (width, height)
         else:
@@ -107,8 +99,8 @@ def test_encrypted_pdf_needs_its_password(row: dict[str, str], tmp_path: Path) -
     assert caught.value.status == 441
     with pytest.raises(PasswordError):
         convert(path, tmp_path, password="not-the-password")
-    files = convert(path, tmp_path, password=password_of(row), pages="0")
-    assert decoded(files[0]).size == expected_size(path, 0, 150, password_of(row))
+    files = convert(path, tmp_path, password=manifest_password(row), pages="0")
+    assert decoded(files[0]).size == expected_size(path, 0, 150, manifest_password(row))
 
 
 def test_empty_user_password_opens_without_one(tmp_path: Path) -> None:

@@ -17,21 +17,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CORPUS, corpus_manifest
 
 from bench.quality import bag_of_words, f1_score, unreadable_share
 from docmill.errors import DamagedFileError, PageRangeError, PasswordError
 from docmill.operation import ResultShape, get_operation
 from docmill.ops.pdf_to_text import Params, convert_pdf_to_text
 from docmill.textlayout import Word, layout_words
+from tests.conftest import CORPUS, corpus_manifest, manifest_password
 
 MIN_F1 = 0.98
-PASSWORD_NOTE = re.compile(r"\bpw=(\S+)")
-
 PDF_ROWS = [row for row in corpus_manifest() if row["kind"] == "pdf"]
 READABLE = [row for row in PDF_ROWS if row["pages"].isdigit()]
 UNREADABLE = [row for row in PDF_ROWS if not row["pages"].isdigit()]
-ENCRYPTED = [row for row in READABLE if PASSWORD_NOTE.search(row["note"])]
+ENCRYPTED = [row for row in READABLE if manifest_password(row)]
 
 TWO_COLUMNS = CORPUS / "pdfjs__tracemonkey.pdf"  # 14 pages
 TABLE = CORPUS / "pdfplumber__nics-background-checks-2015-11.pdf"
@@ -43,11 +41,6 @@ REVERSED_BY_PDFTOTEXT = {"pdfsamples__habibi.pdf"}
 needs_pdftotext = pytest.mark.skipif(
     shutil.which("pdftotext") is None, reason="poppler's pdftotext is the reference"
 )
-
-
-def password_of(row: dict[str, str]) -> str:
-    match = PASSWORD_NOTE.search(row["note"])
-    return match.group(1) if match else ""
 
 
 def convert(path: Path, out_dir: Path, **params: object) -> tuple[str, int]:
@@ -104,7 +97,7 @@ def test_bag_of_words_counts_words_as_documented() -> None:
 def test_words_agree_with_pdftotext_layout(
     row: dict[str, str], converted: Callable[..., tuple[str, int]]
 ) -> None:
-    path, password = CORPUS / row["file"], password_of(row)
+    path, password = CORPUS / row["file"], manifest_password(row)
     reference = pdftotext_layout(path, password)
     reference_bag = bag_of_words(reference)
     if not reference_bag:
@@ -250,7 +243,7 @@ def test_wrong_or_missing_password(tmp_path: Path) -> None:
 def test_encrypted_pdfs_open_with_their_password(tmp_path: Path, row: dict[str, str]) -> None:
     with pytest.raises(PasswordError):
         convert(CORPUS / row["file"], tmp_path)
-    text, page_count = convert(CORPUS / row["file"], tmp_path, password=password_of(row))
+    text, page_count = convert(CORPUS / row["file"], tmp_path, password=manifest_password(row))
     assert page_count == int(row["pages"]) and text.count("\f") == page_count
 
 
@@ -274,7 +267,7 @@ def test_unreadable_corpus_pdfs_are_damaged(tmp_path: Path, row: dict[str, str])
 def test_every_readable_corpus_pdf_converts(
     row: dict[str, str], converted: Callable[..., tuple[str, int]]
 ) -> None:
-    text, page_count = converted(row["file"], password_of(row))
+    text, page_count = converted(row["file"], manifest_password(row))
     assert page_count == int(row["pages"])
     assert text.count("\f") == page_count and text.endswith("\f")
 
