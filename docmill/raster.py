@@ -5,8 +5,9 @@ otherwise, clamped to 10..600 DPI. A page is never rendered to more than 40 mega
 poster-size page gets a lower resolution instead of exhausting memory.
 
 Processes: `render_spread` spreads the pages of one document over up to 4 processes
-(PDFium is not thread-safe), each rendering a fixed share and exiting; they die with
-their parent, so a worker killed mid-job leaves no renderer behind.
+(PDFium is not thread-safe): the calling process renders one share, child processes the
+others and exit; they die with their parent, so a worker killed mid-job leaves no
+renderer behind.
 
 PNG: pages without colour are written as 8-bit grayscale, others as 8-bit RGB. Rows are
 left unfiltered, except photo-like rows which get the "Up" filter, and deflated at zlib
@@ -233,7 +234,8 @@ def render_spread(
 ) -> list[Path]:
     """Call `render` on positions 0..count-1, shared out over processes; paths in order.
 
-    A process is only worth starting for at least `min_per_process` positions.
+    This process takes the first share itself while child processes take the others: a
+    process is only worth starting for at least `min_per_process` positions.
     """
     processes = render_process_count(count, min_per_process)
     if processes <= 1:
@@ -241,7 +243,7 @@ def render_spread(
     # Interleaved shares even out runs of heavy pages (a chapter of photos, say).
     shares = [list(range(first, count, processes)) for first in range(processes)]
     outputs: list[Path | None] = [None] * count
-    for positions, paths in zip(shares, _render_in_children(render, shares), strict=True):
+    for positions, paths in zip(shares, _render_beside_children(render, shares), strict=True):
         for position, path in zip(positions, paths, strict=True):
             outputs[position] = path
     return [path for path in outputs if path is not None]
@@ -255,11 +257,12 @@ def render_process_count(page_count: int, min_per_process: int = MIN_PAGES_PER_P
     return max(1, min(cpus or 1, MAX_RENDER_PROCESSES, page_count // min_per_process))
 
 
-def _render_in_children(render: RenderFunction, shares: list[list[int]]) -> list[list[Path]]:
+def _render_beside_children(render: RenderFunction, shares: list[list[int]]) -> list[list[Path]]:
+    """The first share rendered here while children render the others, in their order."""
     context = _process_context()
     children: list[tuple[multiprocessing.process.BaseProcess, Any]] = []
     try:
-        for positions in shares:
+        for positions in shares[1:]:
             receiver, sender = context.Pipe(duplex=False)
             child = context.Process(
                 target=_render_share, args=(sender, render, positions), daemon=True
@@ -267,7 +270,8 @@ def _render_in_children(render: RenderFunction, shares: list[list[int]]) -> list
             child.start()
             sender.close()
             children.append((child, receiver))
-        return _share_results(children)
+        own = render(shares[0])
+        return [own, *_share_results(children)]
     finally:
         for child, receiver in children:
             if child.is_alive():

@@ -31,6 +31,7 @@ _LINE = re.compile(r"[^\s](?:[^\r\n]*[^\s])?")  # a line of PDFium's text, trimm
 # PDFium writes U+FFFE for a hyphen that breaks a word at the end of a line.
 _PDFIUM_HYPHEN = "\ufffe"
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e\s]")
 # Spacing accents and their combining forms: ˜ ¨ ´ ` ˆ ¯ ˙ ˘ ˚ ¸ ˛ ˇ
 _COMBINING = dict(
     zip(
@@ -107,6 +108,7 @@ def _page_words(page: pdfium_c.FPDF_PAGE) -> list[Word]:
         return []
     try:
         text, char_of = _page_text(text_page)
+        text = _blank_unmapped(text_page, text, char_of)
         return _WordLocator(text_page, _DisplaySpace(page), char_of).words(text)
     finally:
         pdfium_c.FPDFText_ClosePage(text_page)
@@ -131,6 +133,29 @@ def _page_text(text_page: pdfium_c.FPDF_TEXTPAGE) -> tuple[str, TextIndexToChar 
     if units == count:
         return text, None
     return text, lambda offset: pdfium_c.FPDFText_GetCharIndexFromTextIndex(text_page, offset)
+
+
+def _blank_unmapped(
+    text_page: pdfium_c.FPDF_TEXTPAGE, text: str, char_of: TextIndexToChar | None
+) -> str:
+    """The text with spaces for characters PDFium could not map to Unicode.
+
+    For a glyph its font gives no Unicode for, PDFium writes the glyph's code instead
+    (Greek letters, control codes): noise, which pdftotext leaves out. Only characters
+    outside printable ASCII are asked about, one call each: most pages have few.
+    """
+    has_error = pdfium_c.FPDFText_HasUnicodeMapError
+    unmapped = [
+        offset
+        for offset in (match.start() for match in _NOT_PRINTABLE_ASCII.finditer(text))
+        if has_error(text_page, char_of(offset) if char_of else offset) == 1
+    ]
+    if not unmapped:
+        return text
+    chars = list(text)
+    for offset in unmapped:
+        chars[offset] = " "
+    return "".join(chars)
 
 
 def _join_surrogates(text: str) -> str:
