@@ -132,7 +132,48 @@ def _page_text(text_page: pdfium_c.FPDF_TEXTPAGE) -> tuple[str, TextIndexToChar 
         text = "".join(map(chr, buffer[:units]))
     if units == count:
         return text, None
+    aligned = _aligned_with_chars(text_page, text, count)
+    if aligned is not None:
+        return aligned, None
     return text, lambda offset: pdfium_c.FPDFText_GetCharIndexFromTextIndex(text_page, offset)
+
+
+def _aligned_with_chars(text_page: pdfium_c.FPDF_TEXTPAGE, text: str, count: int) -> str | None:
+    """`text` with a space for each character PDFium left out of it, so that a text offset
+    is a character index again (and the page can take the fast path); None if PDFium's
+    map from one to the other is not the simple one this assumes.
+
+    The characters left out before an offset, its character index minus the offset, only
+    grow along the text: halving intervals finds where they do with few calls.
+    """
+    index_of = pdfium_c.FPDFText_GetCharIndexFromTextIndex
+    gaps: list[tuple[int, int]] = []  # (offset, characters left out just before it)
+
+    def find_gaps(low: int, high: int, low_shift: int, high_shift: int) -> None:
+        if low_shift == high_shift:
+            return
+        if high - low == 1:
+            gaps.append((high, high_shift - low_shift))
+            return
+        middle = (low + high) // 2
+        middle_shift = index_of(text_page, middle) - middle
+        find_gaps(low, middle, low_shift, middle_shift)
+        find_gaps(middle, high, middle_shift, high_shift)
+
+    last = len(text) - 1
+    first_shift, last_shift = index_of(text_page, 0), index_of(text_page, last) - last
+    if first_shift < 0 or not first_shift <= last_shift <= count - len(text):
+        return None
+    find_gaps(0, last, first_shift, last_shift)
+    pieces, cursor = [" " * first_shift], 0
+    for offset, left_out in gaps:
+        if left_out < 0:
+            return None
+        pieces += [text[cursor:offset], " " * left_out]
+        cursor = offset
+    pieces.append(text[cursor:])
+    aligned = "".join(pieces)
+    return aligned + " " * (count - len(aligned))
 
 
 def _blank_unmapped(
@@ -212,12 +253,7 @@ class _WordLocator:
     def words(self, text: str) -> list[Word]:
         """Every word of the page in reading order, numbered in `order`."""
         text = text.replace(_PDFIUM_HYPHEN, "-")
-        simple = not (
-            self.char_of
-            or self.space.rotation
-            or _RIGHT_TO_LEFT.search(text)
-            or _SURROGATE.search(text)
-        )
+        simple = not (self.char_of or self.space.rotation or _RIGHT_TO_LEFT.search(text))
         words: list[Word] = []
         previous_end = 0
         for start, end, located in self._simple_words(text) if simple else self._any_words(text):
@@ -227,6 +263,9 @@ class _WordLocator:
                 word.order = len(words)
                 words.append(word)
             previous_end = end
+        if simple and _SURROGATE.search(text):  # the simple path leaves them apart
+            for word in words:
+                word.text = _clean(word.text)
         return words
 
     def _any_words(self, text: str) -> Iterator[tuple[int, int, Sequence[Word]]]:

@@ -16,9 +16,12 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
+import pypdfium2 as pdfium
+import pypdfium2.raw as pdfium_c
 import pytest
 
 from bench.quality import bag_of_words, f1_score, unreadable_share
+from docmill import textlayout
 from docmill.errors import DamagedFileError, PageRangeError, PasswordError
 from docmill.operation import ResultShape, get_operation
 from docmill.ops.pdf_to_text import Params, convert_pdf_to_text
@@ -172,6 +175,32 @@ def test_glyphs_without_unicode_are_left_out(tmp_path: Path) -> None:
     text, _ = convert(CORPUS / "pdfsamples__habibi.pdf", tmp_path)
     assert "habibi" in text
     assert not re.search("[\u0370-\u03ff\x00-\x08]", text)
+
+
+def test_page_text_keeps_a_place_for_characters_pdfium_leaves_out() -> None:
+    # TAMReview's glyph codes 2 and 3 are left out of PDFium's text: a space stands in for
+    # each, so that text offsets stay character indices.
+    document = pdfium.PdfDocument(CORPUS / "pdfjs__TAMReview.pdf")
+    page = document[3]
+    text_page = page.get_textpage()
+    try:
+        count = pdfium_c.FPDFText_CountChars(text_page.raw)
+        text, char_of = textlayout._page_text(text_page.raw)
+        assert char_of is None and len(text) == count
+        unicode_of = functools.partial(pdfium_c.FPDFText_GetUnicode, text_page.raw)
+        left_out = [c for c in range(count) if text[c] == " " and unicode_of(c) != 32]
+        assert left_out and {unicode_of(c) for c in left_out} <= {2, 3}
+        assert all(ord(text[c]) == unicode_of(c) for c in range(count) if text[c] != " ")
+    finally:
+        text_page.close()
+        page.close()
+        document.close()
+
+
+def test_characters_beyond_the_bmp_come_out_whole(tmp_path: Path) -> None:
+    text, _ = convert(CORPUS / "tika__testJournalParser.pdf", tmp_path, pages="1")
+    assert "\U0001d45b" in text  # mathematical italic n, two UTF-16 units in PDFium
+    assert "A system of \U0001d45b MicroStressBots" in " ".join(text.split())
 
 
 def test_chinese_and_korean_text(tmp_path: Path) -> None:
