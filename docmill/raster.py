@@ -4,10 +4,8 @@ Resolution: 150 DPI unless the `Resolution` (or `DPI`, `RenderingResolution`) pr
 otherwise, clamped to 10..600 DPI. A page is never rendered to more than 40 megapixels: a
 poster-size page gets a lower resolution instead of exhausting memory.
 
-Processes: `render_spread` spreads the pages of one document over up to 4 processes
-(PDFium is not thread-safe): the calling process renders one share, child processes the
-others and exit; they die with their parent, so a worker killed mid-job leaves no
-renderer behind.
+Processes: `render_spread` spreads the pages of one document over this process and warm
+helper processes (`docmill.spread`).
 
 PNG: pages without colour are written as 8-bit grayscale, others as 8-bit RGB. Rows are
 left unfiltered, except photo-like rows which get the "Up" filter, and deflated at zlib
@@ -19,11 +17,7 @@ than it saves on such pages.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import multiprocessing.connection
-import os
 import struct
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,8 +28,9 @@ from typing import Any
 import numpy as np
 import pypdfium2 as pdfium
 
-from docmill.errors import DamagedFileError, DocmillError, EngineError, InvalidParametersError
+from docmill.errors import DamagedFileError, InvalidParametersError
 from docmill.profiles import profile_value
+from docmill.spread import process_count, spread
 
 DEFAULT_DPI = 150.0
 MIN_DPI = 10.0
@@ -43,7 +38,6 @@ MAX_DPI = 600.0
 MAX_PAGE_PIXELS = 40_000_000
 RESOLUTION_PROFILE_KEYS = ("Resolution", "DPI", "RenderingResolution")
 
-MAX_RENDER_PROCESSES = 4
 # Below this many pages per process, starting one costs more than it saves.
 MIN_PAGES_PER_PROCESS = 2
 
@@ -232,112 +226,10 @@ RenderFunction = Callable[[list[int]], list[Path]]
 def render_spread(
     render: RenderFunction, count: int, min_per_process: int = MIN_PAGES_PER_PROCESS
 ) -> list[Path]:
-    """Call `render` on positions 0..count-1, shared out over processes; paths in order.
-
-    This process takes the first share itself while child processes take the others: a
-    process is only worth starting for at least `min_per_process` positions.
-    """
-    processes = render_process_count(count, min_per_process)
-    if processes <= 1:
-        return render(list(range(count)))
-    # Interleaved shares even out runs of heavy pages (a chapter of photos, say).
-    shares = [list(range(first, count, processes)) for first in range(processes)]
-    outputs: list[Path | None] = [None] * count
-    for positions, paths in zip(shares, _render_beside_children(render, shares), strict=True):
-        for position, path in zip(positions, paths, strict=True):
-            outputs[position] = path
-    return [path for path in outputs if path is not None]
+    """Call `render` on positions 0..count-1, shared out over processes; paths in order."""
+    return spread(render, count, min_per_process)
 
 
 def render_process_count(page_count: int, min_per_process: int = MIN_PAGES_PER_PROCESS) -> int:
     """How many processes to render `page_count` pages with (1: in this process)."""
-    if multiprocessing.current_process().daemon:
-        return 1  # a daemonic process may not start children
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cpus or 1, MAX_RENDER_PROCESSES, page_count // min_per_process))
-
-
-def _render_beside_children(render: RenderFunction, shares: list[list[int]]) -> list[list[Path]]:
-    """The first share rendered here while children render the others, in their order."""
-    context = _process_context()
-    children: list[tuple[multiprocessing.process.BaseProcess, Any]] = []
-    try:
-        for positions in shares[1:]:
-            receiver, sender = context.Pipe(duplex=False)
-            child = context.Process(
-                target=_render_share, args=(sender, render, positions), daemon=True
-            )
-            child.start()
-            sender.close()
-            children.append((child, receiver))
-        own = render(shares[0])
-        return [own, *_share_results(children)]
-    finally:
-        for child, receiver in children:
-            if child.is_alive():
-                child.kill()  # a sibling failed: its work is moot
-            child.join()
-            receiver.close()
-
-
-def _process_context() -> multiprocessing.context.BaseContext:
-    # Forking is cheapest, but forking a process that runs other threads can copy a lock
-    # one of them holds; then children come from a clean fork server instead.
-    if threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["docmill.raster", "docmill.ops"])
-    return context
-
-
-def _render_share(sender: Any, render: RenderFunction, positions: list[int]) -> None:
-    """Child process: render a share of the pages and send back paths or the error."""
-    _exit_with_parent()
-    try:
-        result: tuple[str, Any] = ("ok", render(positions))
-    except DocmillError as exc:
-        result = ("error", (type(exc), exc.message, exc.status))
-    except Exception as exc:  # reported to the parent, which raises it for the job
-        result = ("error", (EngineError, f"Rendering failed: {exc}", EngineError.status))
-    sender.send(result)
-    sender.close()
-
-
-def _share_results(
-    children: list[tuple[multiprocessing.process.BaseProcess, Any]],
-) -> list[list[Path]]:
-    """Each child's paths, in the children's order; the first error to arrive is raised."""
-    results: list[list[Path]] = [[] for _ in children]
-    pending = {receiver: number for number, (_, receiver) in enumerate(children)}
-    while pending:
-        for receiver in multiprocessing.connection.wait(list(pending)):
-            number = pending.pop(receiver)
-            results[number] = _share_result(children[number][0], receiver)
-    return results
-
-
-def _share_result(child: multiprocessing.process.BaseProcess, receiver: Any) -> list[Path]:
-    try:
-        status, payload = receiver.recv()
-    except EOFError:
-        child.join()
-        raise DamagedFileError(
-            f"The PDF could not be rendered: the renderer stopped (exit code {child.exitcode})."
-        ) from None
-    if status == "error":
-        error_type, message, code = payload
-        raise error_type(message, code)
-    return payload
-
-
-def _exit_with_parent() -> None:
-    """Exit this child process as soon as the process that started it dies."""
-    parent = multiprocessing.parent_process()
-    if parent is None:
-        return
-
-    def wait_then_exit() -> None:
-        parent.join()  # returns once the parent is gone
-        os._exit(1)
-
-    threading.Thread(target=wait_then_exit, name="exit-with-parent", daemon=True).start()
+    return process_count(page_count, min_per_process)

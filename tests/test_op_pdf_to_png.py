@@ -223,7 +223,7 @@ def _crash_in_child(positions: list[int]) -> list[Path]:
 
 
 def test_crashed_child_process_is_a_damaged_file() -> None:
-    with pytest.raises(DamagedFileError, match="renderer stopped"):
+    with pytest.raises(DamagedFileError, match="helper stopped"):
         render_spread(_crash_in_child, 8)
 
 

@@ -9,18 +9,17 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
-import pypdfium2 as pdfium
-
 from docmill.names import sanitize_name
 from docmill.operation import CommonParams, Operation, OpResult, ResultShape, register
 from docmill.pages import parse_page_ranges
 from docmill.pdf import pdfium_document
-from docmill.raster import render_process_count, render_spread
+from docmill.spread import process_count, spread
 from docmill.textlayout import page_layout_text
 
 PAGE_END = "\f"
-# Text comes out ~600 pages/s in one process: a helper process pays off from ~50 pages.
-MIN_PAGES_PER_PROCESS = 50
+# A page takes 1-4 ms; forking a helper process ~3 ms, and this process does a share too:
+# a helper pays off from about 4 pages each.
+MIN_PAGES_PER_PROCESS = 4
 
 
 class Params(CommonParams):
@@ -33,40 +32,22 @@ def convert_pdf_to_text(inputs: list[Path], params: Params, out_dir: Path) -> Op
     target = out_dir / sanitize_name(params.name, source.stem, "txt")
     with pdfium_document(source, params.password) as document:
         pages = parse_page_ranges(params.pages, len(document))
-        if render_process_count(len(pages), MIN_PAGES_PER_PROCESS) <= 1:
-            _write_pages(document, pages, target)
-            return OpResult(files=[target], page_count=len(pages))
-    # A long document: its pages are shared out over the cores, one text file per page.
-    extract = functools.partial(
-        _extract_pages, source, params.password, pages, out_dir / "pages"
-    )
-    (out_dir / "pages").mkdir()
-    page_files = render_spread(extract, len(pages), MIN_PAGES_PER_PROCESS)
-    with open(target, "wb") as out:
-        for page_file in page_files:
-            out.write(page_file.read_bytes())
+        shared_out = process_count(len(pages), MIN_PAGES_PER_PROCESS) > 1
+        texts = [] if shared_out else [page_layout_text(document, index) for index in pages]
+    if shared_out:  # a longer document: its pages are shared out over the cores
+        extract = functools.partial(_page_texts, source, params.password, pages)
+        texts = spread(extract, len(pages), MIN_PAGES_PER_PROCESS)
+    with open(target, "w", encoding="utf-8", newline="\n") as out:
+        for text in texts:
+            out.write(text)
+            out.write(PAGE_END)
     return OpResult(files=[target], page_count=len(pages))
 
 
-def _write_pages(document: pdfium.PdfDocument, pages: list[int], target: Path) -> None:
-    with open(target, "w", encoding="utf-8", newline="\n") as out:
-        for index in pages:
-            out.write(page_layout_text(document, index))
-            out.write(PAGE_END)
-
-
-def _extract_pages(
-    source: Path, password: str, pages: list[int], folder: Path, positions: list[int]
-) -> list[Path]:
-    """In a child process: the text of `pages[p]` for each position p, one file each."""
-    paths = []
+def _page_texts(source: Path, password: str, pages: list[int], positions: list[int]) -> list[str]:
+    """The text of `pages[p]` for each position p (in a helper process, or this one)."""
     with pdfium_document(source, password) as document:
-        for position in positions:
-            path = folder / f"{position:06d}.txt"
-            text = page_layout_text(document, pages[position]) + PAGE_END
-            path.write_text(text, encoding="utf-8", newline="\n")
-            paths.append(path)
-    return paths
+        return [page_layout_text(document, pages[position]) for position in positions]
 
 
 register(
