@@ -162,7 +162,9 @@ def _small_documents(ctx: Context) -> list[tuple[CorpusFile, int]]:
     small = []
     for item in files:
         try:
-            pages = OpRunner(ctx, "doc_to_pdf", [item.path])().page_count
+            runner = OpRunner(ctx, "doc_to_pdf", [item.path])
+            runner()
+            pages = runner.result.page_count if runner.result else 0
         except DocmillError as error:
             log(f"   {item.name}: {error.message}")
             continue

@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 
 from docmill.errors import DamagedFileError, TooLargeError, UnsupportedTypeError
 from docmill.operation import OpResult, ResultShape, get_operation
+from docmill.ops import image_to_pdf
 from docmill.ops.image_to_pdf import DEFAULT_DPI, Params, convert_images_to_pdf
 from tests.conftest import CORPUS, corpus_files
 
@@ -298,6 +299,102 @@ def test_truncated_images_are_442(name: str, tmp_path: Path) -> None:
     with pytest.raises(DamagedFileError) as caught:
         convert([damaged], tmp_path)
     assert caught.value.status == 442
+
+
+def photo_jpeg(path: Path, **options: object) -> Path:
+    with Image.open(CORPUS / "ocrmypdf__baiona_color.jpg") as photo:
+        return save(photo.resize((160, 170)), path, format="JPEG", **options)
+
+
+def scan_data_start(data: bytes) -> int:
+    """Where the first scan's compressed data begins, past its SOS segment."""
+    sos = data.index(b"\xff\xda")
+    return sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+
+
+@pytest.mark.parametrize("options", [{}, {"progressive": True}], ids=["baseline", "progressive"])
+@pytest.mark.parametrize("cut", [0.05, 0.3, 0.7, 0.99])
+def test_jpegs_cut_anywhere_are_442(options: dict[str, object], cut: float, tmp_path: Path) -> None:
+    data = photo_jpeg(tmp_path / "whole.jpg", **options).read_bytes()
+    damaged = tmp_path / "cut.jpg"
+    damaged.write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(DamagedFileError) as caught:
+        convert([damaged], tmp_path)
+    assert caught.value.status == 442
+
+
+def test_jpeg_missing_its_end_marker_is_442(tmp_path: Path) -> None:
+    damaged = tmp_path / "no-eoi.jpg"
+    damaged.write_bytes((CORPUS / "pymupdf__img-tinting.jpg").read_bytes()[:-2])
+    with pytest.raises(DamagedFileError, match="truncated"):
+        convert([damaged], tmp_path)
+
+
+def test_corrupt_marker_in_jpeg_scan_is_442(tmp_path: Path) -> None:
+    data = (CORPUS / "pydocx__jpeg420exif.jpg").read_bytes()
+    middle = (scan_data_start(data) + len(data)) // 2
+    damaged = tmp_path / "corrupt.jpg"
+    damaged.write_bytes(data[:middle] + b"\xff\xc8" + data[middle + 2 :])
+    with pytest.raises(DamagedFileError) as caught:
+        convert([damaged], tmp_path)
+    assert caught.value.status == 442
+
+
+def test_jpeg_bytes_after_eoi_are_tolerated_and_kept(tmp_path: Path) -> None:
+    data = (CORPUS / "ocrmypdf__baiona_color.jpg").read_bytes() + b"\x00trailing\xff" * 20
+    source = tmp_path / "trailing.jpg"
+    source.write_bytes(data)
+    result = convert([source], tmp_path)
+    with pikepdf.open(result.files[0]) as pdf:
+        assert page_images(pdf)[0].read_raw_bytes() == data
+
+
+def test_plain_jpeg_needs_no_pillow_before_img2pdf(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Checked, measured and oriented from its own headers: Pillow's reading would double
+    the time a photo takes."""
+
+    def no_pillow(*args: object) -> None:
+        raise AssertionError("opened with Pillow")
+
+    monkeypatch.setattr(image_to_pdf, "open_image", no_pillow)
+    result = convert([CORPUS / "pillow__hopper_orientation_6.jpg"], tmp_path)
+    with pikepdf.open(result.files[0]) as pdf:
+        assert int(pdf.pages[0].Rotate) == 90
+
+
+def test_xmp_orientation_is_honoured(tmp_path: Path) -> None:
+    packet = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/'
+        b'02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/"'
+        b' tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+    )
+    source = photo_jpeg(tmp_path / "xmp.jpg", xmp=packet)
+    result = convert([source], tmp_path)
+    with pikepdf.open(result.files[0]) as pdf:
+        assert int(pdf.pages[0].Rotate) == 90
+
+
+def test_jpeg_declaring_too_many_pixels_is_413(tmp_path: Path) -> None:
+    data = photo_jpeg(tmp_path / "small.jpg").read_bytes()
+    size = data.index(b"\xff\xc0") + 5  # height, then width
+    source = tmp_path / "huge.jpg"
+    source.write_bytes(data[:size] + b"\xea\x60\xea\x60" + data[size + 4 :])  # 60000 x 60000
+    with pytest.raises(TooLargeError, match="60000x60000"):
+        convert([source], tmp_path)
+
+
+def test_multi_picture_jpeg_with_its_first_picture_cut_is_442(tmp_path: Path) -> None:
+    picture = gradient_rgba().convert("RGB")
+    data = save(
+        picture, tmp_path / "stereo.jpg", format="MPO", save_all=True, append_images=[picture]
+    ).read_bytes()
+    first_end = data.index(b"\xff\xd9") + 2
+    damaged = tmp_path / "cut-stereo.jpg"
+    damaged.write_bytes(data[: first_end - 40] + data[first_end:])  # the first picture cut
+    with pytest.raises(DamagedFileError):
+        convert([damaged], tmp_path)
 
 
 def test_empty_file_is_442(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@
 - EXIF orientation is honoured: rotations through the page's /Rotate, mirrored
   orientations by transposing the pixels.
 - Limits: a frame over 100 megapixels is refused (413) from its header, before decoding.
+- Damage (442): JPEG and PNG data pass through undecoded, so they are checked first: a
+  JPEG's structure (docmill.jpegcheck: truncation, corrupt markers), a PNG's checksums.
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from pathlib import Path
 
 import img2pdf
 import numpy as np
-import pikepdf
 from PIL import Image, ImageOps, TiffImagePlugin, UnidentifiedImageError
 
 from docmill.errors import (
@@ -35,6 +36,7 @@ from docmill.errors import (
     TooLargeError,
     UnsupportedTypeError,
 )
+from docmill.jpegcheck import JpegDamage, JpegLayout, check_jpeg
 from docmill.operation import CommonParams, Operation, OpResult, ResultShape, register
 
 MAX_IMAGE_PIXELS = 100_000_000
@@ -66,6 +68,7 @@ _ROTATION_OF_ORIENTATION = {1: 0, 3: 180, 6: 90, 8: 270}
 _MIRRORED_ORIENTATIONS = {2, 4, 5, 7}
 _MPO_ENTRIES = 0xB002  # MP Entry tag: one entry (size, offset...) per picture
 _JPEG_APP2, _JPEG_START_OF_SCAN = 0xE2, 0xDA
+_JPEG_COMPONENTS = (1, 3, 4)  # what Pillow opens (L, RGB, CMYK) and PDF holds
 # What Pillow raises on a file it recognised but cannot read.
 _DAMAGE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError)
 
@@ -105,17 +108,63 @@ def prepare_image(path: Path) -> PageSource:
     """Check one image and decide what img2pdf gets: its bytes, or a lossless re-encoding."""
     data = path.read_bytes()
     format_name = image_format(data)
+    if format_name == "JPEG" and (source := _plain_jpeg(data)):
+        return source
     with open_image(data, format_name) as image:
         frames = _frame_count(image)
         orientations = [_orientation(image) for _ in _each_frame(image, frames)]
         if _needs_reencoding(image, data, frames, orientations):
             return PageSource(data=_reencode(image, frames), rotations=[0] * frames)
-        _check_intact(data, format_name)
         if image.format == "MPO":
             data = _first_mpo_picture(image, data)
+    _check_intact(data, format_name)
     return PageSource(
         data=data, rotations=[_ROTATION_OF_ORIENTATION.get(o, 0) for o in orientations]
     )
+
+
+def _plain_jpeg(data: bytes) -> PageSource | None:
+    """A JPEG whose own headers say all `prepare_image` needs; None when Pillow must read it.
+
+    Most photos: reading them with Pillow before img2pdf does costs more than checking them.
+    """
+    layout = _checked_jpeg(data)
+    if layout.width * layout.height > MAX_IMAGE_PIXELS:
+        raise _too_large(f"{layout.width}x{layout.height}")
+    if (
+        layout.multi_picture  # Pillow finds the first picture's end
+        or len(layout.exif) > 1  # Pillow joins them
+        or layout.precision != 8
+        or layout.components not in _JPEG_COMPONENTS
+    ):
+        return None
+    orientation = _exif_orientation(layout.exif[0]) if layout.exif else None
+    if orientation is None and layout.xmp:
+        return None  # Pillow takes the orientation from XMP then
+    if orientation in _MIRRORED_ORIENTATIONS:
+        return None  # re-encoded, through Pillow
+    return PageSource(data=data, rotations=[_ROTATION_OF_ORIENTATION.get(orientation or 1, 0)])
+
+
+def _checked_jpeg(data: bytes) -> JpegLayout:
+    """The JPEG's layout if its structure is sound (see docmill.jpegcheck), else 442."""
+    try:
+        return check_jpeg(data)  # decoding to look for damage costs more than converting
+    except JpegDamage as exc:
+        raise DamagedFileError(f"The JPEG image is damaged and cannot be read ({exc}).") from exc
+
+
+def _exif_orientation(exif_segment: bytes) -> int | None:
+    """The orientation an APP1 EXIF segment gives, as Pillow reads it; None if none."""
+    exif = Image.Exif()
+    try:
+        exif.load(exif_segment)
+    except _DAMAGE_ERRORS as exc:
+        raise DamagedFileError(f"The JPEG image's EXIF data is damaged ({exc}).") from exc
+    if _EXIF_ORIENTATION not in exif:
+        return None
+    value = exif[_EXIF_ORIENTATION]
+    return value if isinstance(value, int) else 1
 
 
 @contextmanager
@@ -256,13 +305,11 @@ def _check_intact(data: bytes, format_name: str) -> None:
 
     img2pdf decodes every other format itself, and fails there if it is damaged.
     """
-    with open_image(data, format_name) as image:
-        if format_name == "PNG":
+    if format_name == "JPEG":
+        _checked_jpeg(data)
+    elif format_name == "PNG":
+        with open_image(data, format_name) as image:
             image.verify()  # every chunk's CRC, without decompressing
-        elif format_name == "JPEG":
-            # Decoding at 1/8 scale reads the whole stream at a fraction of the cost.
-            image.draft(image.mode, (max(1, image.width // 8), max(1, image.height // 8)))
-            image.load()
 
 
 def _first_mpo_picture(image: Image.Image, data: bytes) -> bytes:
@@ -303,28 +350,28 @@ def page_layout(
 
 
 def write_pdf(sources: list[PageSource], output: Path) -> None:
-    """Write every source's pages into one PDF, then rotate the pages EXIF asks to."""
-    pdf_bytes = _img2pdf_convert([source.data for source in sources])
+    """Write every source's pages into one PDF, each page with the /Rotate EXIF asks for."""
+    document = _img2pdf_document([source.data for source in sources])
     rotations = [rotation for source in sources for rotation in source.rotations]
-    if not any(rotations):
-        output.write_bytes(pdf_bytes)
-        return
-    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
-        if len(pdf.pages) != len(rotations):
-            raise DamagedFileError("An input image could not be converted to PDF pages.")
-        for page, rotation in zip(pdf.pages, rotations, strict=True):
-            if rotation:
-                page.Rotate = rotation
-        pdf.save(output)
+    pages = document.writer.pages  # the pikepdf document, not yet saved
+    if len(pages) != len(rotations):
+        raise DamagedFileError("An input image could not be converted to PDF pages.")
+    for page, rotation in zip(pages, rotations, strict=True):
+        if rotation:
+            page.Rotate = rotation
+    with open(output, "wb") as stream:
+        document.tostream(stream)
 
 
-def _img2pdf_convert(images: list[bytes]) -> bytes:
+def _img2pdf_document(images: list[bytes]) -> img2pdf.pdfdoc:
+    """img2pdf's document before it is saved, so /Rotate costs no second parse and save."""
     try:
         with _quiet_img2pdf():
-            return img2pdf.convert(
+            return img2pdf.convert_to_docobject(
                 images,
+                engine=img2pdf.Engine.pikepdf,
                 layout_fun=page_layout,
-                rotation=img2pdf.Rotation.none,  # applied afterwards, see write_pdf
+                rotation=img2pdf.Rotation.none,  # per page, see write_pdf
                 nodate=True,
             )
     except Exception as exc:  # img2pdf raises many kinds; an image is at fault
