@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -12,6 +14,7 @@ from starlette.responses import JSONResponse
 
 from docmill import __version__
 from docmill.api import routes_files, routes_health, routes_jobs, routes_metrics, routes_ops
+from docmill.api.waiting import JobWaiters
 from docmill.errors import DocmillError, InvalidParametersError, disk_error
 from docmill.metrics import metrics_registry
 from docmill.services import Services
@@ -20,12 +23,21 @@ log = logging.getLogger("docmill.api")
 
 
 def create_app(services: Services, expected_workers: int = 0) -> FastAPI:
+    waiters = JobWaiters(services)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        waiters.close()  # its doorbell socket
+
     app = FastAPI(
         title="docmill",
         version=__version__,
         description="Self-hosted document processing, wire-compatible with the PDF.co Web API.",
+        lifespan=lifespan,
     )
     app.state.services = services
+    app.state.job_waiters = waiters
     app.state.expected_workers = expected_workers
     app.state.metrics_registry = metrics_registry(services)
     for router in (routes_ops.build_router(), routes_files.api_router, routes_jobs.router,

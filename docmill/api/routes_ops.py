@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,14 +14,11 @@ from starlette.responses import Response
 from docmill.api.auth import require_api_key
 from docmill.api.params import request_params, validate_params
 from docmill.api.responses import accepted_response, error_response, success_response
+from docmill.api.waiting import JobWaiters
 from docmill.errors import DocmillError, MissingInputError, SyncTimeoutError, TooManyRequestsError
 from docmill.jobs.results import plan_outputs, planned_url
-from docmill.jobs.store import Job
 from docmill.operation import CommonParams, Operation, operations
 from docmill.services import Services
-
-# A sync request looks at its job often at first (most jobs take milliseconds), then less.
-WAIT_MIN, WAIT_MAX, WAIT_GROWTH = 0.001, 0.01, 1.3
 
 
 def build_router() -> APIRouter:
@@ -53,14 +48,15 @@ async def submit_job(request: Request, op: Operation) -> Response | dict[str, An
     assert isinstance(params, CommonParams)
     if not params.url.strip():
         raise MissingInputError()
-    # The store and queue may be across the network (Redis): keep them off the event loop.
-    job_id, context = await anyio.to_thread.run_sync(
-        queue_job, services, op, params, _base_url(request, services)
-    )
-    if params.async_:
-        url = planned_url(op, job_id, context, services.storage)
-        return accepted_response(job_id, url, context["name"])
-    job = await wait_for_job(services, job_id, services.settings.sync_timeout)
+    job_id, base_url = uuid.uuid4().hex, _base_url(request, services)
+    waiters: JobWaiters = request.app.state.job_waiters
+    with waiters.watch(job_id) as watch:
+        # The store and queue may be across the network (Redis): keep them off the event loop.
+        context = await anyio.to_thread.run_sync(queue_job, services, op, params, base_url, job_id)
+        if params.async_:
+            url = planned_url(op, job_id, context, services.storage)
+            return accepted_response(job_id, url, context["name"])
+        job = await watch.result(services.settings.sync_timeout)
     if job is None:
         return error_response(SyncTimeoutError(), job_id)
     if job.status != "success":
@@ -69,30 +65,15 @@ async def submit_job(request: Request, op: Operation) -> Response | dict[str, An
 
 
 def queue_job(
-    services: Services, op: Operation, params: CommonParams, base_url: str
-) -> tuple[str, dict[str, Any]]:
-    """Create the job record and put its id on the queue; return (job id, context)."""
+    services: Services, op: Operation, params: CommonParams, base_url: str, job_id: str
+) -> dict[str, Any]:
+    """Create the job record and put its id on the queue; return its context."""
     if services.queue.depth() >= services.settings.max_queue:
         raise TooManyRequestsError()
-    job_id = uuid.uuid4().hex
     context = plan_outputs(op, params, base_url, services.storage)
     services.store.create(job_id, op.name, params.model_dump(by_alias=True), context)
     services.queue.enqueue(job_id)
-    return job_id, context
-
-
-async def wait_for_job(services: Services, job_id: str, timeout: float) -> Job | None:
-    """Poll the job table until the job ends; None if it is still running after `timeout`."""
-    deadline = time.monotonic() + timeout
-    delay = WAIT_MIN
-    while True:
-        job = await anyio.to_thread.run_sync(services.store.get, job_id)
-        if job is not None and job.done:
-            return job
-        if time.monotonic() >= deadline:
-            return None
-        await asyncio.sleep(delay)
-        delay = min(delay * WAIT_GROWTH, WAIT_MAX)
+    return context
 
 
 def _base_url(request: Request, services: Services) -> str:

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,6 +66,14 @@ _PDF_FILTERS = (
     ("com.sun.star.presentation.PresentationDocument", "impress_pdf_Export"),
     ("com.sun.star.drawing.DrawingDocument", "draw_pdf_Export"),
     ("com.sun.star.formula.FormulaProperties", "math_pdf_Export"),
+)
+# Settings of each instance's own profile for work no conversion needs: lock files beside
+# every input and output (created and deleted each time), and the word-completion list and
+# online spelling that Writer keeps for loaded text.
+_PROFILE_SETTINGS = (
+    ("/org.openoffice.Office.Common/Misc", "UseLocking", False),
+    ("/org.openoffice.Office.Writer/AutoFunction/Completion", "CollectWords", False),
+    ("/org.openoffice.Office.Linguistic/SpellChecking", "IsSpellAuto", False),
 )
 _PASSWORD_CONTINUATIONS = {
     "com.sun.star.task.XInteractionPassword",
@@ -108,13 +116,22 @@ def _uno() -> Any:
     return uno
 
 
-def _properties(**values: Any) -> tuple[Any, ...]:
-    """A UNO `PropertyValue` sequence; `None` values are left out."""
+@functools.cache
+def _property_value_class() -> type:
+    # Cached: pyuno's import hook searches all of sys.path before it asks UNO (~1 ms a call).
     _uno()
     from com.sun.star.beans import PropertyValue
 
+    return PropertyValue
+
+
+def _properties(**values: Any) -> tuple[Any, ...]:
+    """A UNO `PropertyValue` sequence; `None` values are left out."""
+    property_value = _property_value_class()
     return tuple(
-        PropertyValue(Name=name, Value=value) for name, value in values.items() if value is not None
+        property_value(Name=name, Value=value)
+        for name, value in values.items()
+        if value is not None
     )
 
 
@@ -308,6 +325,7 @@ class _Instance:
         self._desktop = remote.ServiceManager.createInstanceWithContext(
             "com.sun.star.frame.Desktop", remote
         )
+        _apply_profile_settings(remote)
         return True
 
     def kill(self) -> None:
@@ -333,14 +351,23 @@ class _Instance:
             Path(f"/tmp/OSL_PIPE_{os.getuid()}_{self._pipe_name}").unlink()
 
     # -- conversion
-    def convert(self, job: _Conversion) -> None:
-        """Load, store, close. Raises _InstanceLost if the process died under the call."""
+    def convert(self, job: _Conversion) -> Any:
+        """Load and store; returns the document, which the caller closes with `close()`.
+
+        Raises _InstanceLost if the process died under the call.
+        """
         document = self._load(job)
         try:
             self._store(document, job)
-        finally:
-            with contextlib.suppress(Exception):  # a stuck document goes with the next restart
-                document.close(True)
+        except BaseException:
+            self.close(document)
+            raise
+        return document
+
+    @staticmethod
+    def close(document: Any) -> None:
+        with contextlib.suppress(Exception):  # a stuck document goes with the next restart
+            document.close(True)
 
     def _load(self, job: _Conversion) -> Any:
         document, handler = self._try_load(job, job.password)
@@ -409,6 +436,21 @@ class _Instance:
         return True
 
 
+def _apply_profile_settings(remote: Any) -> None:
+    provider = remote.ServiceManager.createInstanceWithContext(
+        "com.sun.star.configuration.ConfigurationProvider", remote
+    )
+    for node, name, value in _PROFILE_SETTINGS:
+        try:
+            access = provider.createInstanceWithArguments(
+                "com.sun.star.configuration.ConfigurationUpdateAccess", _properties(nodepath=node)
+            )
+            access.setPropertyValue(name, value)
+            access.commitChanges()
+        except Exception as error:  # a LibreOffice without this setting converts as it is
+            log.debug("LibreOffice setting %s/%s not applied: %s", node, name, _error_text(error))
+
+
 def _kill_process_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a process's group and reap the process (safe from any thread)."""
     # Only while the leader is unreaped: its pid (the group id) cannot be reused yet.
@@ -420,8 +462,9 @@ def _kill_process_group(process: subprocess.Popen[bytes]) -> None:
 
 
 def _pdf_filter_for(document: Any) -> str:
+    services = set(document.getSupportedServiceNames())  # one call over UNO, not one a kind
     for service, export_filter in _PDF_FILTERS:
-        if document.supportsService(service):
+        if service in services:
             return export_filter
     raise UnsupportedTypeError("LibreOffice opened the document but cannot export it to PDF.")
 
@@ -448,11 +491,17 @@ class _Watchdog:
             log.warning("LibreOffice pid %s overran its timeout: killing it", self._process.pid)
             _kill_process_group(self._process)
 
-    def __enter__(self) -> _Watchdog:
+    @contextlib.contextmanager
+    def running(self) -> Iterator[_Watchdog]:
+        """Started; stopped if the body raises (otherwise the caller stops it later)."""
         self._timer.start()
-        return self
+        try:
+            yield self
+        except BaseException:
+            self.stop()
+            raise
 
-    def __exit__(self, *exc_info: object) -> None:
+    def stop(self) -> None:
         self._timer.cancel()
 
 
@@ -648,8 +697,8 @@ class LibreOfficePool:
             instance = self._acquire()
             watchdog = _Watchdog(instance, self.timeout)
             try:
-                with watchdog:
-                    instance.convert(job)
+                with watchdog.running():
+                    document = instance.convert(job)
             except _InstanceLost as lost:
                 self._after_loss(instance, watchdog.fired)
                 if watchdog.fired:
@@ -664,11 +713,34 @@ class LibreOfficePool:
                 log.warning("LibreOffice died during a conversion (%s); retrying once", lost)
                 dst.unlink(missing_ok=True)
             except BaseException:
+                self._count_conversion()
                 self._release(instance, fired=watchdog.fired)
                 raise
             else:
-                self._release(instance, fired=watchdog.fired)
+                self._close_later(instance, document, watchdog)
                 return
+
+    def _close_later(self, instance: _Instance, document: Any, watchdog: _Watchdog) -> None:
+        """Close the document on a thread and only then give the instance back.
+
+        The output is complete once stored; closing takes LibreOffice a few milliseconds
+        more, which overlap the rest of the job (page count, storing the result, the
+        answer) instead of delaying it. The watchdog keeps guarding the close.
+        """
+        self._count_conversion()
+
+        def close_and_release() -> None:
+            try:
+                instance.close(document)
+            finally:
+                watchdog.stop()
+                self._release(instance, fired=watchdog.fired)
+
+        closer = threading.Thread(target=close_and_release, name="libreoffice-close", daemon=True)
+        try:
+            closer.start()
+        except RuntimeError:  # no thread to be had: close here, as before
+            close_and_release()
 
     def _acquire(self) -> _Instance:
         while True:
@@ -690,10 +762,13 @@ class LibreOfficePool:
             log.warning("LibreOffice instance pid %s died while idle; restarting it", instance.pid)
             self._relaunch_later(instance)
 
+    def _count_conversion(self) -> None:
+        with self._lock:
+            self._conversions += 1
+
     def _release(self, instance: _Instance, fired: bool) -> None:
         with self._lock:
             self._busy -= 1
-            self._conversions += 1
         instance.conversions += 1
         if fired or not instance.alive() or instance.conversions >= self.max_conversions:
             self._relaunch_later(instance)

@@ -29,6 +29,8 @@ def resolve_inputs(
     if not urls:
         raise MissingInputError()
     destination.mkdir(parents=True, exist_ok=True)
+    if len(urls) == 1:  # no folder of its own: creating one costs more than the link
+        return [_resolve_one(urls[0], destination, storage, policy, auth)]
     return [
         _resolve_one(url, destination / f"{index:03d}", storage, policy, auth)
         for index, url in enumerate(urls)

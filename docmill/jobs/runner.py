@@ -11,6 +11,7 @@ from pathlib import Path
 from docmill.errors import DocmillError, ServiceUnavailableError, disk_error
 from docmill.inputs.fetcher import post_json
 from docmill.inputs.resolve import resolve_inputs
+from docmill.jobs.doorbell import finished_jobs
 from docmill.jobs.results import publish_outputs
 from docmill.jobs.store import Job
 from docmill.operation import get_operation
@@ -53,31 +54,47 @@ def run_job(
         # and the job is retried once the store is back.
         on_finishing()
         raise
-    except DocmillError as error:
-        on_finishing()
-        store.fail(job_id, error.status, error.message)
     except WorkerStopping:
         on_finishing()
         _requeue(services, job_id, worker_id)
         raise
-    except Exception as error:  # a bug or an engine surprise: the job fails, the worker lives
+    except Exception as error:  # the job fails, the worker lives
         on_finishing()
-        full_disk = disk_error(error)
-        if full_disk is not None:
-            store.fail(job_id, full_disk.status, full_disk.message)
-        else:
-            log.exception("job %s (%s) failed unexpectedly", job_id, job.op)
-            store.fail(
-                job_id, 500,
-                f"Internal error while processing the document ({type(error).__name__}).",
-            )
+        _fail(services, job, error)
+        _announce_finished(services, job_id)
+    else:
+        _announce_finished(services, job_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    store.forget_secrets(job_id)  # passwords are not kept in job records once it has ended
+    if _has_secrets(job.params):
+        store.forget_secrets(job_id)  # passwords are not kept in job records once it has ended
     finished = store.get(job_id)
     if finished is not None and finished.params.get("callback"):
         send_callback(services, finished)
     return finished
+
+
+def _fail(services: Services, job: Job, error: Exception) -> None:
+    if isinstance(error, DocmillError):
+        services.store.fail(job.id, error.status, error.message)
+        return
+    full_disk = disk_error(error)  # else a bug or an engine surprise
+    if full_disk is not None:
+        services.store.fail(job.id, full_disk.status, full_disk.message)
+        return
+    log.exception("job %s (%s) failed unexpectedly", job.id, job.op)
+    services.store.fail(
+        job.id, 500, f"Internal error while processing the document ({type(error).__name__})."
+    )
+
+
+def _announce_finished(services: Services, job_id: str) -> None:
+    """Wake the sync request waiting for this job, if it waits in this machine's API."""
+    finished_jobs(services.settings.data_dir).ring(job_id)
+
+
+def _has_secrets(params: dict) -> bool:
+    return bool(params.get("password") or params.get("httppassword"))
 
 
 def _execute(services: Services, job: Job, workdir: Path) -> dict:

@@ -27,8 +27,6 @@ from docmill.procutil import die_with_parent
 from docmill.services import Services
 
 log = logging.getLogger("docmill.worker")
-# An empty-queue check is one cheap read: poll often, so an idle worker starts a job at once.
-POLL_MIN, POLL_MAX = 0.001, 0.005
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 10.0  # waits while the job store or queue is unreachable
 
 
@@ -50,12 +48,14 @@ class Worker:
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
         self._warm_engines()
         self._try_beat()
+        self.services.queue.listen()
         log.info("worker %s ready", self.id)
         try:
             self._take_jobs()
         except WorkerStopping:
             pass
         finally:
+            self.services.queue.close()
             self._stop_engines()
             with contextlib.suppress(Exception):
                 self.services.store.remove_worker(self.id)
@@ -75,14 +75,11 @@ class Worker:
             backoff = BACKOFF_MIN
 
     def _take_jobs_until_unavailable(self) -> None:
-        delay = POLL_MIN
         while not self.stopping.is_set():
             job_id = self.services.queue.take()
             if job_id is None:
-                self.stopping.wait(delay)
-                delay = min(delay * 1.5, POLL_MAX)
+                self.services.queue.wait_for_work(self.stopping)
                 continue
-            delay = POLL_MIN
             self.current_job = job_id
             try:
                 run_job(self.services, job_id, self.id,
