@@ -19,6 +19,7 @@ import threading
 import time
 from types import FrameType
 
+from docmill import spread
 from docmill.config import Settings
 from docmill.errors import ServiceUnavailableError
 from docmill.jobs.runner import WorkerStopping, run_job
@@ -82,9 +83,13 @@ class Worker:
                 continue
             self.current_job = job_id
             try:
-                run_job(self.services, job_id, self.id,
-                        on_claimed=lambda job=job_id: self._set_leased(job),
-                        on_finishing=lambda: self._set_leased(None))
+                run_job(
+                    self.services,
+                    job_id,
+                    self.id,
+                    on_claimed=lambda job=job_id: self._set_leased(job),
+                    on_finishing=lambda: self._set_leased(None),
+                )
             finally:
                 self.leased_job = None
                 self.current_job = None
@@ -122,7 +127,9 @@ class Worker:
         if leased is not None and not store.renew_lease(leased, self.id, settings.lease_seconds):
             self._stop_lost_job(leased)
         store.worker_heartbeat(
-            self.id, os.getpid(), socket.gethostname(),
+            self.id,
+            os.getpid(),
+            socket.gethostname(),
             {"job": self.current_job, "engines": self.engine_status()},
         )
 
@@ -130,9 +137,12 @@ class Worker:
         """The store no longer gives us this job: stop working on it by ending the process."""
         if self.leased_job != job_id:
             return  # it finished meanwhile: the renewal only lost a race with the finish
-        log.warning("job %s is no longer this worker's (aborted, past its time limit, or "
-                    "taken over after a lost lease); worker %s stops to drop it",
-                    job_id, self.id)
+        log.warning(
+            "job %s is no longer this worker's (aborted, past its time limit, or "
+            "taken over after a lost lease); worker %s stops to drop it",
+            job_id,
+            self.id,
+        )
         logging.shutdown()
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -141,6 +151,8 @@ class Worker:
         return {engine for op in operations().values() for engine in op.engines}
 
     def _warm_engines(self) -> None:
+        # Page helpers start in the background: the worker can take jobs meanwhile.
+        threading.Thread(target=_warm_page_helpers, name="warm-page-helpers", daemon=True).start()
         if "libreoffice" in self._needed_engines():
             from docmill.engines import libreoffice
 
@@ -157,6 +169,8 @@ class Worker:
         return {"libreoffice": libreoffice.pool_status()}
 
     def _stop_engines(self) -> None:
+        with contextlib.suppress(Exception):
+            spread.stop()
         if "libreoffice" in self._needed_engines():
             from docmill.engines import libreoffice
 
@@ -175,3 +189,10 @@ def worker_main(settings: Settings) -> None:
     )
     Worker(settings).run()
     time.sleep(0)  # let logging flush before the process ends
+
+
+def _warm_page_helpers() -> None:
+    try:
+        spread.warm()
+    except Exception:
+        log.exception("page helpers did not start; long documents will start them")
