@@ -1,9 +1,10 @@
 """Peak memory of a worker extracting or rendering the 600+-page document.
 
 Each op runs in a fresh Python process, as a worker runs it (`python -m bench.memory OP
-FILE`), which reports its own peak RSS (VmHWM) and the largest peak of the render processes
-it started (RUSAGE_CHILDREN). The reference tools' peaks come from `/usr/bin/time`; a peak
-read by this process itself would count the memory of the benchmark process it forked from.
+FILE`), which reports its own peak RSS (VmHWM) and the largest peak of the page helpers it
+started (RUSAGE_CHILDREN, once they are stopped). The reference tools' peaks come from
+`/usr/bin/time`; a peak read by this process itself would count the memory of the
+benchmark process it forked from.
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def run(ctx: Context) -> list[Row]:
         peak = max(probe["self_mb"], probe["children_mb"])
         note = f"worker process {probe['self_mb']:.0f} MB"
         if probe["children_mb"]:
-            note += (f", largest render process {probe['children_mb']:.0f} MB "
-                     "(render processes run beside the worker)")
+            note += (f", largest page helper {probe['children_mb']:.0f} MB "
+                     "(helper processes run beside the worker)")
         note += f"; took {probe['seconds']:.1f} s in a fresh process"
         rows.append(Row(
             section="memory", level="memory",
@@ -95,6 +96,7 @@ def _vm_hwm_mb() -> float:
 
 
 def _probe(op_name: str, path: str, password: str, pages: str) -> dict[str, Any]:
+    from docmill import spread
     from docmill.operation import operations
 
     op = operations()[op_name]
@@ -103,6 +105,7 @@ def _probe(op_name: str, path: str, password: str, pages: str) -> dict[str, Any]
         started = time.perf_counter()
         result = op.run([Path(path)], params, Path(out))
         seconds = time.perf_counter() - started
+    spread.stop()  # a helper's peak is counted once it has ended and been waited for
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return {"op": op_name, "pages": result.page_count, "seconds": round(seconds, 2),
             "self_mb": round(_vm_hwm_mb(), 1), "children_mb": round(children, 1)}
