@@ -34,6 +34,11 @@ class Settings:
                   "s3://bucket[/prefix]?endpoint=URL&region=R = an S3-compatible bucket"},
     )
     workers: int = field(default=2, metadata={"help": "worker processes started by serve"})
+    worker_nice: int = field(
+        default=5,
+        metadata={"help": "niceness added to workers (and their engines), so that the API "
+                  "answers promptly while they are busy; 0 = none"},
+    )
     api_keys: str = field(default="", metadata={"help": "comma-separated keys; empty: no key"})
     allow_private_urls: bool = field(
         default=False, metadata={"help": "let the URL fetcher reach loopback/private addresses"}

@@ -128,3 +128,26 @@ def test_job_past_the_time_limit_is_stopped_with_408(tmp_path):
         assert small["error"] is False
     finally:
         stop_server(server)
+
+
+def test_workers_and_their_engines_run_at_a_lower_priority(server):
+    # DOCMILL_WORKER_NICE (5): the API stays responsive while every worker is busy.
+    api_nice = os.getpriority(os.PRIO_PROCESS, server.process.pid)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # LibreOffice and page helpers start in the background
+        workers_and_engines = [pid for pid in descendants(server.process.pid)
+                               if _runs(pid, ("spawn_main", "soffice", "forkserver"))]
+        if any(_runs(pid, ("soffice",)) for pid in workers_and_engines):
+            break
+        time.sleep(0.2)
+    assert workers_and_engines
+    assert {os.getpriority(os.PRIO_PROCESS, pid) for pid in workers_and_engines} == {api_nice + 5}
+
+
+def _runs(pid: int, words: tuple[str, ...]) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read().decode(errors="replace")
+    except OSError:
+        return False
+    return any(word in command for word in words)

@@ -181,6 +181,8 @@ class Worker:
 def worker_main(settings: Settings) -> None:
     """Entry point of a worker process started by the supervisor."""
     die_with_parent(signal.SIGTERM)
+    if settings.worker_nice > 0:  # children (LibreOffice, page helpers) inherit it
+        os.nice(settings.worker_nice)
     # Engines and ops read their settings from the environment: hand them the flags too.
     os.environ.update(settings.to_env())
     logging.basicConfig(
