@@ -20,6 +20,9 @@ from typing import Any, TypeVar
 from docmill.errors import DamagedFileError, DocmillError, EngineError
 
 MAX_PROCESSES = 4
+# A helper is replaced after this many shares: whatever a damaged file made PDFium leak
+# goes with it.
+MAX_SHARES_PER_HELPER = 1000
 
 T = TypeVar("T")
 # `work(positions)` does the work at those positions, one result per position, in order.
@@ -89,9 +92,11 @@ class _Helper:
         )
         self.process.start()
         child_end.close()
+        self.shares = 0
 
     def send(self, work: Work[Any], positions: list[int]) -> None:
         self.connection.send((work, positions))
+        self.shares += 1
 
     def result(self) -> list[Any]:
         try:
@@ -125,9 +130,8 @@ class _Pool:
     def helpers(self, count: int) -> list[_Helper]:
         if self._owner != os.getpid():  # a forked copy of the pool: not our processes
             self._helpers, self._owner = [], os.getpid()
-        for helper in [helper for helper in self._helpers if not helper.alive()]:
-            self._helpers.remove(helper)
-            helper.stop()
+        worn = [h for h in self._helpers if h.shares >= MAX_SHARES_PER_HELPER or not h.alive()]
+        self.replace(worn)
         while len(self._helpers) < count:
             self._helpers.append(_Helper())
         return self._helpers[:count]

@@ -96,3 +96,10 @@ def test_stop_ends_the_helpers() -> None:
         with pytest.raises(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)  # already reaped: gone
     assert spread.spread(_positions, 4, 2) == list(range(4))
+
+
+def test_a_helper_is_replaced_after_many_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(spread, "MAX_SHARES_PER_HELPER", 2)
+    spread.stop()  # a fresh helper, with no shares yet
+    seen = [{pid for pid, _ in spread.spread(_pids_and_positions, 4, 2)} for _ in range(3)]
+    assert seen[0] == seen[1] != seen[2]
