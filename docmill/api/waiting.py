@@ -94,7 +94,10 @@ class JobWatch:
         while True:
             if rung is not None:  # watched since before it was queued: no ring is missed
                 await _until_rung(rung, max(0.0, min(delay, deadline - time.monotonic())))
-            job = await anyio.to_thread.run_sync(store.get, self._job_id)
+            if every_worker_rings:  # a local SQLite read: quicker than a thread's round trip
+                job = store.get(self._job_id)
+            else:  # the store may be across the network (Redis): off the event loop
+                job = await anyio.to_thread.run_sync(store.get, self._job_id)
             if job is not None and job.done:
                 return job
             remaining = deadline - time.monotonic()
@@ -110,5 +113,6 @@ async def _until_rung(rung: asyncio.Event | None, timeout: float) -> None:
         await asyncio.sleep(timeout)
         return
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(rung.wait(), timeout)
+        async with asyncio.timeout(timeout):  # no task of its own, unlike wait_for
+            await rung.wait()
     rung.clear()
