@@ -27,6 +27,7 @@ the end of the file from inside a scan.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -54,8 +55,9 @@ UNDECODABLE_FRAMES = frozenset({0xC5, 0xC6, 0xC7, 0xC8, 0xCD, 0xCE, 0xCF})
 SKIPPED = frozenset({0xDC, *range(0xE0, 0xF0), 0xFE})
 # Markers without a segment: TEM, RST0-7.
 STANDALONE = frozenset({0x01, *range(0xD0, 0xD8)})
-# What may follow an FF inside compressed data: stuffing, fill, RST0-7.
-NOT_MARKERS = frozenset({0x00, 0xFF, *range(0xD0, 0xD8)})
+# FF and then a byte that is not stuffing (00), fill (FF) or RST0-7: where compressed
+# data ends.
+_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
 MAX_COMPONENTS = 4  # in a frame (what PDF holds) and in a scan
 MAX_TABLE = 3
 MAX_BLOCKS_IN_MCU = 10
@@ -110,13 +112,10 @@ class _Walk:
     exif: list[bytes] = field(default_factory=list)
     xmp: bool = False
     multi_picture: bool = False
-    _blanked: bytes | None = None  # `data` with its FF 00 pairs blanked, made once
 
     def marker_after(self, position: int) -> int:
         """Offset of the first marker at or after `position`, past data, stuffing, RSTn."""
-        if self._blanked is None:
-            self._blanked = _unstuffed(self.data)
-        return _next_marker_offset(self.data, self._blanked, position)
+        return _next_marker_offset(self.data, position)
 
 
 def check_jpeg(data: bytes) -> JpegLayout:
@@ -168,28 +167,18 @@ def _note_application_segment(walk: _Walk, code: int, start: int, end: int) -> N
         walk.multi_picture = True
 
 
-def _unstuffed(data: bytes) -> bytes:
-    """`data`, same length, with each stuffed FF 00 pair of compressed data made 00 00.
+def _next_marker_offset(data: bytes, position: int) -> int:
+    """Offset of the first FF at or after `position` that begins a marker: not stuffing
+    (FF 00), not a fill byte (FF FF), not a restart marker (RST0-7, part of compressed data).
 
     Compressed data is most of the file and one byte in 256 of it is FF, nearly all
-    stuffed: a Python loop over them costs more than the rest of the conversion, while
-    this C-speed copy leaves `find` only the few FF bytes that may begin a marker.
+    stuffed: a Python loop over them costs more than the rest of the conversion, a regular
+    expression skips them at C speed without copying the data.
     """
-    return data.replace(b"\xff\x00", b"\x00\x00")
-
-
-def _next_marker_offset(data: bytes, unstuffed: bytes, position: int) -> int:
-    """Offset of the first FF at or after `position` that begins a marker: not stuffing,
-    not a fill byte (FF FF), not a restart marker (RST0-7, part of compressed data)."""
-    last = len(data) - 1
-    while True:
-        offset = unstuffed.find(b"\xff", position, last)
-        if offset < 0:
-            raise JpegDamage(TRUNCATED)
-        code = data[offset + 1]
-        if code not in NOT_MARKERS:
-            return offset
-        position = offset + 1
+    found = _MARKER_IN_SCAN.search(data, position)
+    if found is None:
+        raise JpegDamage(TRUNCATED)
+    return found.start()
 
 
 def _next_marker(walk: _Walk, position: int) -> int:
