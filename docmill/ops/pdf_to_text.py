@@ -17,8 +17,8 @@ from docmill.spread import process_count, spread
 from docmill.textlayout import page_layout_text
 
 PAGE_END = "\f"
-# A page takes 1-4 ms; forking a helper process ~3 ms, and this process does a share too:
-# a helper pays off from about 4 pages each.
+# A page takes 1-4 ms; handing a share to a warm page helper and back costs well under a
+# millisecond, and this process takes a share too: a helper pays off from about 4 pages.
 MIN_PAGES_PER_PROCESS = 4
 
 
