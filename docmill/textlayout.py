@@ -160,6 +160,8 @@ def _aligned_with_chars(text_page: pdfium_c.FPDF_TEXTPAGE, text: str, count: int
         find_gaps(low, middle, low_shift, middle_shift)
         find_gaps(middle, high, middle_shift, high_shift)
 
+    if not text:
+        return None
     last = len(text) - 1
     first_shift, last_shift = index_of(text_page, 0), index_of(text_page, last) - last
     if first_shift < 0 or not first_shift <= last_shift <= count - len(text):
