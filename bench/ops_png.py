@@ -16,7 +16,8 @@ from bench.corpus import CorpusFile
 from bench.docmill_ops import OpRunner
 from bench.rows import Row, at_most, runs_label
 from bench.timing import measure_pair, run_tool, tool
-from docmill.raster import render_process_count
+from docmill.ops.pdf_to_png import MIN_PAGES_PER_PROCESS
+from docmill.spread import process_count
 
 PAGES_PER_FILE = 4
 QUICK_FILES = ("pdfjs__tracemonkey.pdf", "pdfplumber__chelsea_pdta.pdf",
@@ -81,10 +82,10 @@ def _rows(ctx: Context, results: list[FileResult], failures: list[str]) -> list[
     pages = sum(result.pages for result in results)
     ours = sum(result.ours for result in results)
     theirs = sum(result.theirs for result in results)
-    spread = sum(1 for result in results if render_process_count(result.pages) > 1)
+    processes = process_count(PAGES_PER_FILE, MIN_PAGES_PER_PROCESS)
+    spread = sum(1 for result in results if process_count(result.pages, MIN_PAGES_PER_PROCESS) > 1)
     note = (f"{len(results)} PDFs, first {PAGES_PER_FILE} pages of each ({pages} pages); "
-            f"{spread} documents spread over {render_process_count(PAGES_PER_FILE)} "
-            f"processes")
+            f"{spread} documents spread over {processes} processes")
     if failures:
         note += f"; failed: {'; '.join(failures)}"
     details = {"files": [

@@ -4,9 +4,6 @@ Resolution: 150 DPI unless the `Resolution` (or `DPI`, `RenderingResolution`) pr
 otherwise, clamped to 10..600 DPI. A page is never rendered to more than 40 megapixels: a
 poster-size page gets a lower resolution instead of exhausting memory.
 
-Processes: `render_spread` spreads the pages of one document over this process and warm
-helper processes (`docmill.spread`).
-
 PNG: pages without colour are written as 8-bit grayscale, others as 8-bit RGB. Rows are
 left unfiltered, except photo-like rows which get the "Up" filter, and deflated at zlib
 level 3. On rendered document pages (flat white, anti-aliased text) this is smaller than
@@ -19,7 +16,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,16 +27,12 @@ import pypdfium2 as pdfium
 
 from docmill.errors import DamagedFileError, InvalidParametersError
 from docmill.profiles import profile_value
-from docmill.spread import process_count, spread
 
 DEFAULT_DPI = 150.0
 MIN_DPI = 10.0
 MAX_DPI = 600.0
 MAX_PAGE_PIXELS = 40_000_000
 RESOLUTION_PROFILE_KEYS = ("Resolution", "DPI", "RenderingResolution")
-
-# A page takes 10-50 ms to render and encode: from 2 pages each, a page helper gains.
-MIN_PAGES_PER_PROCESS = 2
 
 _POINTS_PER_INCH = 72.0
 _WHITE = (255, 255, 255, 255)
@@ -217,19 +210,3 @@ def _filter_band(band: np.ndarray, above: np.ndarray | None, bytes_per_pixel: in
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
     checksum = zlib.crc32(data, zlib.crc32(kind))
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", checksum)
-
-
-# `render(positions)` renders the outputs at those positions and returns their paths.
-RenderFunction = Callable[[list[int]], list[Path]]
-
-
-def render_spread(
-    render: RenderFunction, count: int, min_per_process: int = MIN_PAGES_PER_PROCESS
-) -> list[Path]:
-    """Call `render` on positions 0..count-1, shared out over processes; paths in order."""
-    return spread(render, count, min_per_process)
-
-
-def render_process_count(page_count: int, min_per_process: int = MIN_PAGES_PER_PROCESS) -> int:
-    """How many processes to render `page_count` pages with (1: in this process)."""
-    return process_count(page_count, min_per_process)

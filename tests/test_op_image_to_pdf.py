@@ -113,13 +113,7 @@ def test_other_formats_with_alpha_keep_a_soft_mask(
 
 
 def test_exif_orientation_makes_the_page_upright(tmp_path: Path) -> None:
-    path = CORPUS / "pillow__hopper_orientation_6.jpg"
-    result = convert([path], tmp_path)
-    with Image.open(path) as original:
-        upright = ImageOps.exif_transpose(original).convert("RGB")
-    rendered = render(result.files[0], 0, upright.width)
-    assert rendered.size == upright.size
-    assert mean_difference(rendered, upright) < 6
+    rendered, upright = converted_and_upright(CORPUS / "pillow__hopper_orientation_6.jpg", tmp_path)
     for angle in (90, 180, 270):  # the check can tell a wrong orientation
         assert mean_difference(rendered.rotate(angle), upright) > 30
 
@@ -130,12 +124,18 @@ def test_every_exif_orientation_is_honoured(orientation: int, tmp_path: Path) ->
     exif[0x0112] = orientation
     picture = gradient_rgba().convert("RGB")
     source = save(picture, tmp_path / "oriented.jpg", exif=exif.tobytes(), quality=95)
+    converted_and_upright(source, tmp_path)
+
+
+def converted_and_upright(source: Path, tmp_path: Path) -> tuple[Image.Image, Image.Image]:
+    """The converted page as rendered, and the image turned upright by Pillow: alike."""
     result = convert([source], tmp_path)
     with Image.open(source) as original:
         upright = ImageOps.exif_transpose(original).convert("RGB")
     rendered = render(result.files[0], 0, upright.width)
     assert rendered.size == upright.size
     assert mean_difference(rendered, upright) < 6
+    return rendered, upright
 
 
 def test_page_size_follows_the_image_resolution(tmp_path: Path) -> None:

@@ -23,7 +23,8 @@ from docmill.errors import (
 )
 from docmill.operation import ResultShape, get_operation
 from docmill.ops.pdf_to_png import Params, convert_pdf_to_png, output_name, render_pages
-from docmill.raster import MAX_PAGE_PIXELS, render_spread, write_png
+from docmill.raster import MAX_PAGE_PIXELS, write_png
+from docmill.spread import spread
 from tests.conftest import CORPUS, corpus_manifest, manifest_password
 
 # Enough pages to see page order and the split over processes, few enough to stay fast.
@@ -212,7 +213,7 @@ def _fail_in_child(positions: list[int]) -> list[Path]:
 
 def test_error_in_a_child_process_reaches_the_caller() -> None:
     with pytest.raises(PageRangeError, match="child process") as caught:
-        render_spread(_fail_in_child, 8)
+        spread(_fail_in_child, 8, 2)
     assert caught.value.status == 450
 
 
@@ -224,20 +225,20 @@ def _crash_in_child(positions: list[int]) -> list[Path]:
 
 def test_crashed_child_process_is_a_damaged_file() -> None:
     with pytest.raises(DamagedFileError, match="helper stopped"):
-        render_spread(_crash_in_child, 8)
+        spread(_crash_in_child, 8, 2)
 
 
 ORPHAN_SCRIPT = """
 import os, sys, time
 from pathlib import Path
-from docmill.raster import render_spread
+from docmill.spread import spread
 
 def render(positions):
     Path(sys.argv[1], str(os.getpid())).touch()
     time.sleep(60)
     return []
 
-render_spread(render, 8)
+spread(render, 8, 2)
 """
 
 

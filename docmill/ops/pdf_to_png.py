@@ -5,8 +5,8 @@ Pages render with PDFium at 150 DPI by default (profile `Resolution`, `DPI` or
 capped at 40 megapixels, its resolution lowered to fit. Outputs are named `page-0001.png`,
 `page-0002.png`... in the order the pages were asked for.
 
-The pages of one document are shared out over processes (`raster.render_spread`), each
-rendering its share with `render_pages`.
+The pages of one document are shared out over this process and warm page helpers
+(`docmill.spread`), each rendering its share with `render_pages`.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ from docmill.raster import (
     MAX_DPI,
     MAX_PAGE_PIXELS,
     MIN_DPI,
-    render_spread,
     rendered_page,
     resolution_from_profiles,
     write_png,
 )
+from docmill.spread import spread
+
+# A page takes 10-50 ms to render and encode: from 2 pages each, a page helper gains.
+MIN_PAGES_PER_PROCESS = 2
 
 
 class Params(CommonParams):
@@ -95,7 +98,7 @@ def convert_pdf_to_png(inputs: list[Path], params: Params, out_dir: Path) -> OpR
     with pdfium_document(source, params.password) as document:
         indices = parse_page_ranges(params.pages, len(document))
     render = functools.partial(render_pages, source, params.password, indices, dpi, out_dir)
-    files = render_spread(render, len(indices))
+    files = spread(render, len(indices), MIN_PAGES_PER_PROCESS)
     return OpResult(files=files, page_count=len(files))
 
 
